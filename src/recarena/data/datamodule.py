@@ -1,0 +1,115 @@
+"""RecDataModule: loads, preprocesses and splits once per run; serves training views and the shared eval loaders."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytorch_lightning as pl_lightning
+from torch.utils.data import DataLoader
+
+from recarena.data import sources
+from recarena.data.interactions import Interactions, Stage
+from recarena.data.preprocess import preprocess
+from recarena.data.views import EvalUsers
+from recarena.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class RecDataModule(pl_lightning.LightningDataModule):
+    """One dataset, one split, shared by every family.
+
+    Parameters
+    ----------
+    source: "ml100k", "atomic", "table" or "synthetic" (PROTOCOL.md §1); its options come as keyword arguments.
+    split: a function frame -> frame with `part` (a `_partial_` of recarena.data.splits).
+    eval_batch_size: users per evaluation batch, lowered so one batch's dense scores fit `max_chunk_bytes`.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        split: Callable[..., pl.DataFrame],
+        data_dir: str | Path = "data",
+        name: str | None = None,
+        seed: int = 0,
+        min_rating: float | None = None,
+        min_user_interactions: int = 0,
+        min_item_interactions: int = 0,
+        eval_batch_size: int = 512,
+        max_chunk_bytes: int = 256 * 2**20,
+        num_workers: int = 0,
+        **source_options: Any,
+    ) -> None:
+        super().__init__()
+        self.source, self.split_fn, self.data_dir = source, split, Path(data_dir)
+        self.name = name or source
+        self.seed = seed
+        self.min_rating = min_rating
+        self.min_user_interactions, self.min_item_interactions = min_user_interactions, min_item_interactions
+        self.requested_eval_batch_size, self.max_chunk_bytes = int(eval_batch_size), int(max_chunk_bytes)
+        if self.requested_eval_batch_size < 1:
+            raise ConfigError(f"eval.batch_size={eval_batch_size!r}: must be >= 1")
+        if self.max_chunk_bytes < 1:
+            raise ConfigError(f"eval.max_chunk_bytes={max_chunk_bytes!r}: must be >= 1")
+        self.num_workers = num_workers
+        self.source_options = {k: v for k, v in source_options.items() if k != "_target_"}
+        self.data: Interactions | None = None
+
+    def prepare_data(self) -> None:
+        """Download once (rank 0 only under DDP): only the default MovieLens source fetches anything."""
+        if self.source == "ml100k" and self.source_options.get("path") is None:
+            sources.fetch_ml100k(self.data_dir)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data is None:
+            self.data = self.load()
+
+    def load(self) -> Interactions:
+        """Read → preprocess → split → Interactions (pure given the config and seed)."""
+        raw = sources.load_source({"source": self.source, **self.source_options, "seed": self.seed}, self.data_dir)
+        pre = preprocess(
+            raw.interactions,
+            origin=raw.origin,
+            min_rating=self.min_rating,
+            min_user_interactions=self.min_user_interactions,
+            min_item_interactions=self.min_item_interactions,
+        )
+        frame = self.split_fn(pre.frame, seed=self.seed)
+        counts = dict(pre.counts)
+        for part, label in enumerate(("train", "valid", "test")):
+            counts[label] = int((frame["part"] == part).sum())
+        log.info("%s split: %s", self.name, counts)
+        return Interactions.build(frame, pre.user_ids, pre.item_ids, raw.items, raw.users, counts, self.name)
+
+    @property
+    def eval_batch_size(self) -> int:
+        """Users per evaluation batch: the requested size, capped so dense scores (+ masks) fit the byte budget."""
+        assert self.data is not None, "setup() first"
+        per_user = self.data.n_items * 4 * 4  # float32 scores plus comparison masks of the top-k selection
+        return max(1, min(self.requested_eval_batch_size, self.max_chunk_bytes // per_user))
+
+    def train_dataloader(self) -> DataLoader:
+        view = self.trainer.lightning_module.train_view(self.data)
+        return DataLoader(
+            view,
+            batch_size=getattr(view, "batch_size", 1),
+            shuffle=getattr(view, "shuffle", False),
+            collate_fn=view.collate,
+            num_workers=self.num_workers,
+        )
+
+    def eval_dataloader(self, stage: Stage) -> DataLoader:
+        """Evaluated users of `stage` in ascending order, with their known items."""
+        users = EvalUsers(self.data, stage)
+        return DataLoader(users, batch_size=self.eval_batch_size, shuffle=False, collate_fn=users.collate)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("test")

@@ -1,0 +1,165 @@
+"""Interactions: the split data every family shares — CSR parts, time-ordered sequences, id maps, features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from recarena.data.splits import TEST, TRAIN, VALID
+
+Stage = Literal["val", "test"]
+
+
+def _csr(frame: pl.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:
+    """Binary users × items CSR (float32, int32 indices, sorted) of the frame's (u, i) rows."""
+    rows = frame["u"].to_numpy().astype(np.int32)
+    cols = frame["i"].to_numpy().astype(np.int32)
+    matrix = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_users, n_items))
+    matrix.sort_indices()
+    return matrix
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Each user's items in time order, CSR-style: items[indptr[u]:indptr[u+1]]."""
+
+    indptr: np.ndarray
+    items: np.ndarray
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame, n_users: int) -> Sequences:
+        """Build from rows already sorted by (u, ts, pos)."""
+        counts = np.bincount(frame["u"].to_numpy(), minlength=n_users)
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return cls(indptr=indptr, items=frame["i"].to_numpy().astype(np.int32))
+
+    def __getitem__(self, user: int) -> np.ndarray:
+        return self.items[self.indptr[user] : self.indptr[user + 1]]
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+
+@dataclass
+class Interactions:
+    """The split dataset: train/valid/test CSR matrices over contiguous indices plus raw-id maps.
+
+    `items`/`users` are feature tables aligned to indices (row i describes item i), or None."""
+
+    frame: pl.DataFrame  # u, i, ts, pos, part — sorted by (u, ts, pos)
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    train: sp.csr_matrix
+    valid: sp.csr_matrix
+    test: sp.csr_matrix
+    items: pl.DataFrame | None = None
+    users: pl.DataFrame | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    name: str = "data"
+    _seq_cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def build(
+        cls,
+        frame: pl.DataFrame,
+        user_ids: np.ndarray,
+        item_ids: np.ndarray,
+        items: pl.DataFrame | None = None,
+        users: pl.DataFrame | None = None,
+        counts: dict[str, int] | None = None,
+        name: str = "data",
+    ) -> Interactions:
+        """Assemble from a split frame (with `part`) and the id maps; align feature tables to indices."""
+        n_users, n_items = len(user_ids), len(item_ids)
+        parts = [_csr(frame.filter(pl.col("part") == p), n_users, n_items) for p in (TRAIN, VALID, TEST)]
+        return cls(
+            frame=frame,
+            user_ids=user_ids,
+            item_ids=item_ids,
+            train=parts[0],
+            valid=parts[1],
+            test=parts[2],
+            items=_align(items, "item", item_ids),
+            users=_align(users, "user", user_ids),
+            counts=dict(counts or {}),
+            name=name,
+        )
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def known(self, stage: Stage) -> sp.csr_matrix:
+        """Items known before the evaluated period: train for validation, train + valid for test."""
+        return self.train if stage == "val" else _union(self.train, self.valid)
+
+    def truth(self, stage: Stage) -> sp.csr_matrix:
+        """Ground truth of the stage: the valid or the test matrix."""
+        return self.valid if stage == "val" else self.test
+
+    def eval_users(self, stage: Stage) -> np.ndarray:
+        """Users with a non-empty ground truth in the stage, ascending."""
+        return np.flatnonzero(np.diff(self.truth(stage).indptr) > 0).astype(np.int64)
+
+    def sequences(self, stage: Stage | Literal["train"]) -> Sequences:
+        """Time-ordered histories: train only (for training and validation) or train + valid (for test)."""
+        parts = [TRAIN] if stage in ("train", "val") else [TRAIN, VALID]
+        key = tuple(parts)
+        if key not in self._seq_cache:
+            self._seq_cache[key] = Sequences.from_frame(self.frame.filter(pl.col("part").is_in(parts)), self.n_users)
+        return self._seq_cache[key]
+
+    def popularity(self) -> np.ndarray:
+        """Train interaction count of each item."""
+        return np.asarray(self.train.sum(axis=0)).ravel().astype(np.int64)
+
+    def train_counts(self) -> np.ndarray:
+        """Train interaction count of each user (defines the cold/warm slices)."""
+        return np.diff(self.train.indptr).astype(np.int64)
+
+    def item_label(self, item: int) -> str:
+        """Human-readable name of an item index: its title (and year) when known, else its raw id."""
+        if self.items is not None and "title" in self.items.columns:
+            title = self.items["title"][item]
+            if title is not None:
+                year = self.items["year"][item] if "year" in self.items.columns else None
+                return f"{title} ({year})" if year is not None else str(title)
+        return str(self.item_ids[item])
+
+    def item_genres(self) -> np.ndarray | None:
+        """Multi-hot genre matrix (n_items × n_genres) for intra-list diversity, or None without genres."""
+        if self.items is None or "genres" not in self.items.columns:
+            return None
+        genres = self.items["genres"].fill_null([])
+        vocab = sorted({g for row in genres.to_list() for g in row})
+        if not vocab:
+            return None
+        index = {g: j for j, g in enumerate(vocab)}
+        matrix = np.zeros((self.n_items, len(vocab)), dtype=np.float32)
+        for row, values in enumerate(genres.to_list()):
+            matrix[row, [index[g] for g in values]] = 1.0
+        return matrix
+
+
+def _union(a: sp.csr_matrix, b: sp.csr_matrix) -> sp.csr_matrix:
+    merged = (a + b).tocsr()
+    merged.data[:] = 1.0
+    merged.sort_indices()
+    return merged
+
+
+def _align(table: pl.DataFrame | None, key: str, ids: np.ndarray) -> pl.DataFrame | None:
+    """Feature table reordered so row k describes index k; ids without features get nulls."""
+    if table is None:
+        return None
+    keys = pl.DataFrame({key: pl.Series(ids).cast(table.schema[key])})
+    return keys.join(table.unique(key, keep="first"), on=key, how="left", maintain_order="left")

@@ -1,0 +1,146 @@
+"""PROTOCOL.md §4 metrics in numpy, vectorised over users; no Lightning imports.
+
+A top-K array holds item indices per user, best first; -1 marks an empty slot (a user with fewer
+than K recommendable items, or an invalid generated id) and never counts as a hit or as coverage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+ACCURACY = ("recall", "precision", "hit", "ndcg", "mrr", "map")
+USER_BEYOND = ("novelty", "arp", "ild")
+
+
+def as_truth_matrix(truth: sp.csr_matrix | Sequence[Iterable[int]], n_items: int) -> sp.csr_matrix:
+    """Ground truth as a users × items binary CSR (accepts a CSR or one iterable of items per user)."""
+    if sp.issparse(truth):
+        return sp.csr_matrix(truth)
+    rows = [np.full(len(list(t)), u) for u, t in enumerate(truth)]
+    cols = [np.fromiter(t, dtype=np.int64) for t in truth]
+    rows_a = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    cols_a = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    data = np.ones(len(cols_a), dtype=np.float32)
+    return sp.csr_matrix((data, (rows_a, cols_a)), shape=(len(cols), n_items))
+
+
+def hits(topk: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
+    """Boolean (users × K): whether the item at each rank is in the user's ground truth."""
+    valid = topk >= 0
+    rows = np.broadcast_to(np.arange(topk.shape[0])[:, None], topk.shape)
+    found = np.zeros(topk.shape, dtype=bool)
+    if valid.any():
+        found[valid] = np.asarray(truth[rows[valid], topk[valid]]).ravel() > 0
+    return found
+
+
+def accuracy_per_user(topk: np.ndarray, truth: sp.csr_matrix, ks: Sequence[int]) -> dict[str, np.ndarray]:
+    """recall/precision/hit/ndcg/mrr/map@K of every user (rows of truth must be non-empty)."""
+    n_relevant = np.diff(truth.indptr).astype(np.float64)
+    if (n_relevant == 0).any():
+        raise ValueError("accuracy metrics need a non-empty ground truth for every evaluated user")
+    if topk.shape[1] < max(ks):
+        raise ValueError(f"top-K lists have {topk.shape[1]} columns, fewer than the largest K={max(ks)}")
+    found = hits(topk, truth).astype(np.float64)
+    ranks = np.arange(1, found.shape[1] + 1, dtype=np.float64)
+    discount = 1.0 / np.log2(ranks + 1.0)
+    ideal_cumulative = np.cumsum(discount)
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        h = found[:, :k]
+        n_hits = h.sum(axis=1)
+        ideal_len = np.minimum(k, n_relevant).astype(np.int64)
+        out[f"recall@{k}"] = n_hits / n_relevant
+        out[f"precision@{k}"] = n_hits / k
+        out[f"hit@{k}"] = (n_hits > 0).astype(np.float64)
+        out[f"ndcg@{k}"] = (h * discount[:k]).sum(axis=1) / ideal_cumulative[ideal_len - 1]
+        first = np.where(n_hits > 0, h.argmax(axis=1) + 1, 0)
+        out[f"mrr@{k}"] = np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0)
+        precision_at_r = np.cumsum(h, axis=1) / ranks[:k]
+        out[f"map@{k}"] = (precision_at_r * h).sum(axis=1) / ideal_len
+    return out
+
+
+def beyond_per_user(
+    topk: np.ndarray,
+    ks: Sequence[int],
+    popularity: np.ndarray,
+    n_users: int,
+    item_features: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """novelty/arp (and ild when item features exist) of every user's list at each K.
+
+    novelty = mean of −log2(pop(i)/n_users) with pop from train; an item never seen in train counts
+    as popularity 1 so novelty stays finite. ild = mean pairwise (1 − cosine) of item features."""
+    valid = topk >= 0
+    safe = np.where(valid, topk, 0)
+    pop = popularity.astype(np.float64)
+    self_info = -np.log2(np.maximum(pop, 1.0) / n_users)
+    normed = None
+    if item_features is not None:
+        norms = np.linalg.norm(item_features, axis=1, keepdims=True)
+        normed = np.divide(item_features, norms, out=np.zeros_like(item_features, dtype=np.float64), where=norms > 0)
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        v, items = valid[:, :k], safe[:, :k]
+        count = np.maximum(v.sum(axis=1), 1)
+        out[f"novelty@{k}"] = (self_info[items] * v).sum(axis=1) / count
+        out[f"arp@{k}"] = (pop[items] * v).sum(axis=1) / count
+        if normed is not None:
+            out[f"ild@{k}"] = _intra_list_diversity(normed, items, v)
+    return out
+
+
+def _intra_list_diversity(normed: np.ndarray, items: np.ndarray, valid: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Mean over pairs a≠b of (1 − cos(a, b)) within each list, in user chunks to bound memory."""
+    result = np.zeros(items.shape[0])
+    for start in range(0, items.shape[0], chunk):
+        vecs = normed[items[start : start + chunk]] * valid[start : start + chunk, :, None]
+        sims = np.einsum("ukd,uld->ukl", vecs, vecs)
+        n = valid[start : start + chunk].sum(axis=1).astype(np.float64)
+        pairs = n * (n - 1)
+        total_sim = sims.sum(axis=(1, 2)) - np.einsum("ukk->u", sims)
+        result[start : start + chunk] = np.where(pairs > 0, (pairs - total_sim) / np.maximum(pairs, 1), 0.0)
+    return result
+
+
+def coverage(topk: np.ndarray, n_items: int, k: int) -> float:
+    """Catalogue coverage: share of items that appear in at least one user's top-k."""
+    items = topk[:, :k]
+    return float(np.unique(items[items >= 0]).size / n_items)
+
+
+def gini(topk: np.ndarray, n_items: int, k: int) -> float:
+    """Gini index of recommendation counts over the whole catalogue (0 = even, →1 = one item)."""
+    items = topk[:, :k]
+    counts = np.sort(np.bincount(items[items >= 0], minlength=n_items)).astype(np.float64)
+    total = counts.sum()
+    if total == 0:
+        return 0.0
+    j = np.arange(1, n_items + 1)
+    return float(((2 * j - n_items - 1) * counts).sum() / (n_items * total))
+
+
+def ranking_metrics(
+    topk: np.ndarray,
+    truth: sp.csr_matrix | Sequence[Iterable[int]],
+    n_items: int,
+    k: int | Sequence[int],
+    popularity: np.ndarray | None = None,
+    n_users: int | None = None,
+    item_features: np.ndarray | None = None,
+) -> dict[str, float]:
+    """All §4 metrics averaged over users (coverage and Gini over the union of lists)."""
+    ks = [k] if isinstance(k, int) else list(k)
+    topk = np.asarray(topk)
+    per_user = accuracy_per_user(topk, as_truth_matrix(truth, n_items), ks)
+    if popularity is not None:
+        per_user.update(beyond_per_user(topk, ks, popularity, n_users or topk.shape[0], item_features))
+    result = {name: float(values.mean()) for name, values in per_user.items()}
+    for kk in ks:
+        result[f"coverage@{kk}"] = coverage(topk, n_items, kk)
+        result[f"gini@{kk}"] = gini(topk, n_items, kk)
+    return result

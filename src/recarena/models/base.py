@@ -1,0 +1,42 @@
+"""RecModule: the contract every family meets — recommend(users, history, k) -> TopK — and the shared eval steps."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import numpy as np
+import pytorch_lightning as pl
+import scipy.sparse as sp
+import torch
+from torch.utils.data import Dataset
+
+from recarena.data.interactions import Interactions
+from recarena.models.ranking import TopK
+
+
+class RecModule(pl.LightningModule):
+    """A LightningModule that returns top-K lists with known items excluded; metrics are never computed here.
+
+    `eval_k` (the longest list the evaluator needs) is set by RecEvalCallback."""
+
+    eval_k: int = 20
+
+    @abstractmethod
+    def train_view(self, data: Interactions) -> Dataset:
+        """The training dataset (with a `collate` method) this family learns from."""
+
+    @abstractmethod
+    def recommend(
+        self, users: torch.Tensor, history: sp.csr_matrix, k: int, sequences: list[np.ndarray] | None = None
+    ) -> TopK:
+        """Top-k unknown items for each user; `history` rows are the users' known items."""
+
+    @abstractmethod
+    def explain(self, user: int, item: int, history: sp.csr_matrix, sequence: np.ndarray | None = None) -> str:
+        """One line saying why `item` was recommended to `user`."""
+
+    def validation_step(self, batch: dict, batch_idx: int) -> TopK:
+        return self.recommend(batch["users"], batch["history"], self.eval_k, batch["sequences"])
+
+    def test_step(self, batch: dict, batch_idx: int) -> TopK:
+        return self.recommend(batch["users"], batch["history"], self.eval_k, batch["sequences"])

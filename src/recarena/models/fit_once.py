@@ -1,0 +1,54 @@
+"""FitOnceModule: runs any non-gradient Recommender through the Trainer — one fit, no optimiser, no fake epochs."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch.utils.data import Dataset
+
+from recarena.data.interactions import Interactions
+from recarena.data.views import MatrixView, WholeData
+from recarena.models.base import RecModule
+from recarena.models.ranking import TopK, rank_scores
+from recarena.models.recommenders.base import Recommender
+
+
+class FitOnceModule(RecModule):
+    """Fits its recommender in the first (only) training step, then stops training; evaluation is shared."""
+
+    def __init__(self, recommender: Recommender) -> None:
+        super().__init__()
+        self.recommender = recommender
+        self.automatic_optimization = False
+        self.fit_seconds = 0.0
+        self.fitted = False
+
+    def train_view(self, data: Interactions) -> Dataset:
+        return MatrixView(data)
+
+    def training_step(self, batch: WholeData, batch_idx: int) -> None:
+        if not self.fitted:
+            start = time.perf_counter()
+            self.recommender.fit(batch.data)
+            self.fit_seconds = time.perf_counter() - start
+            self.fitted = True
+            self.log("fit_seconds", self.fit_seconds, on_step=False, on_epoch=True, batch_size=1)
+
+    def on_train_epoch_end(self) -> None:
+        self.trainer.should_stop = True  # a second epoch would fit nothing new
+
+    def configure_optimizers(self) -> None:
+        return None
+
+    def recommend(
+        self, users: torch.Tensor, history: sp.csr_matrix, k: int, sequences: list[np.ndarray] | None = None
+    ) -> TopK:
+        scores = self.recommender.score(users.cpu().numpy(), history)
+        top = rank_scores(torch.from_numpy(np.ascontiguousarray(scores)), history, k)
+        return TopK(top.items.to(users.device), top.scores.to(users.device))
+
+    def explain(self, user: int, item: int, history: sp.csr_matrix, sequence: np.ndarray | None = None) -> str:
+        return self.recommender.explain(user, item, history)

@@ -1,0 +1,41 @@
+"""The Recommender contract for non-gradient families: fit on train, score users given their history."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import scipy.sparse as sp
+
+from recarena.data.interactions import Interactions
+
+
+class Recommender(ABC):
+    """A plain model (no Trainer needed): `fit(data)` once, then `score(users, history)` for any users.
+
+    `history` holds one row per scored user (train items at validation, train + valid at test);
+    scores of known items are masked by the caller, not here."""
+
+    data: Interactions | None = None
+
+    def fit(self, data: Interactions) -> Recommender:
+        """Fit on `data.train` only (PROTOCOL.md §3) and remember the data for explanations."""
+        self.data = data
+        self._fit(data)
+        return self
+
+    @abstractmethod
+    def _fit(self, data: Interactions) -> None: ...
+
+    @abstractmethod
+    def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        """Dense scores (len(users) × n_items); higher is better."""
+
+    @abstractmethod
+    def explain(self, user: int, item: int, history: sp.csr_matrix) -> str:
+        """One line saying why `item` is recommended to `user` (history: that user's 1-row CSR)."""
+
+    def label(self, item: int) -> str:
+        """The item's human-readable name."""
+        assert self.data is not None, "fit() first"
+        return self.data.item_label(item)

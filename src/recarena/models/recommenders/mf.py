@@ -1,0 +1,41 @@
+"""Matrix factorisation through implicit (ALS, BPR, or any implicit factor model) behind one adapter."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from recarena.data.interactions import Interactions
+from recarena.models.recommenders.base import Recommender
+
+
+class MatrixFactorization(Recommender):
+    """Adapter for an implicit matrix-factorisation model: score(u, i) = user_factor(u) · item_factor(i).
+
+    The implicit model arrives ready-built (from its own `_target_` config), so ALS and BPR share this
+    code; pass `use_gpu=False` there unless a GPU is wanted (implicit picks CUDA when it finds it)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def _fit(self, data: Interactions) -> None:
+        self.model.fit(data.train.astype(np.float32), show_progress=False)
+        self.user_factors = _to_numpy(self.model.user_factors)
+        self.item_factors = _to_numpy(self.model.item_factors)
+
+    def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        return self.user_factors[np.asarray(users)] @ self.item_factors.T
+
+    def explain(self, user: int, item: int, history: sp.csr_matrix) -> str:
+        liked = history.indices
+        if not liked.size:
+            return "matches your taste profile (latent factors)"
+        vectors = self.item_factors[liked]
+        target = self.item_factors[item]
+        sims = vectors @ target / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(target) + 1e-12)
+        return f"close in taste space to {self.label(int(liked[int(np.argmax(sims))]))}, which you liked"
+
+
+def _to_numpy(factors) -> np.ndarray:
+    """implicit keeps GPU factors in its own array type; bring them to numpy."""
+    return np.asarray(factors.to_numpy() if hasattr(factors, "to_numpy") else factors, dtype=np.float32)

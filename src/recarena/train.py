@@ -1,0 +1,76 @@
+"""`python -m recarena.train model=itemcf data=ml100k`: fit one model, evaluate on val and test, log and write files."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from recarena.evaluation.callback import RecEvalCallback, check_ks
+from recarena.utils import resolvers  # noqa: F401  (registers ${pid:})
+from recarena.utils.instantiate import build, build_all
+
+log = logging.getLogger(__name__)
+
+# conf/ sits at the repository root (the package is installed editable); absolute, so that imports work too
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def train(cfg: DictConfig) -> dict[str, dict[str, float]]:
+    """Compose data, model, callbacks, logger and trainer from `cfg`; fit, then validate and test.
+
+    Returns the evaluator's results ({"val": {...}, "test": {...}}); files land in the run folder."""
+    check_ks(cfg.eval.ks)  # cheap config errors before any data is read
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = build(cfg.data, "data")
+    model = build(cfg.model, "model")
+    callbacks = build_all(cfg.get("callbacks"), "callbacks")
+    evaluator = next((c for c in callbacks if isinstance(c, RecEvalCallback)), None)
+    if evaluator is None:
+        raise ValueError("callbacks: no RecEvalCallback configured (add callbacks/rec_eval)")
+    loggers = build_all(cfg.get("logger"), "logger")
+    trainer: pl.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        best = _best_checkpoint(trainer)
+        if best:
+            log.info("evaluating the best checkpoint %s", best)
+            trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+        trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+    finally:
+        _finish_wandb(loggers)
+    return evaluator.results
+
+
+def _best_checkpoint(trainer: pl.Trainer) -> str | None:
+    """Path of the monitored best checkpoint, when checkpointing is on and one was saved."""
+    callback = trainer.checkpoint_callback
+    path = getattr(callback, "best_model_path", "") if callback is not None else ""
+    return path or None
+
+
+def _finish_wandb(loggers: list) -> None:
+    """End the W&B run so the next multirun job starts its own."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    if any(isinstance(logger, WandbLogger) for logger in loggers):
+        import wandb
+
+        wandb.finish()
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns the optimised metric for sweepers."""
+    results = train(cfg)
+    stage, _, name = str(cfg.get("optimized_metric") or "").partition("/")
+    return results.get(stage, {}).get(name)
+
+
+if __name__ == "__main__":
+    main()
