@@ -30,3 +30,37 @@ def _wandb_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("WANDB_CACHE_DIR", str(home / "cache"))
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(home / "config"))
     monkeypatch.setenv("WANDB_DATA_DIR", str(home / "data"))
+
+
+def compose_config(overrides: list[str], output_dir: Path):
+    """Compose conf/train.yaml as `python -m recarena.train <overrides>` would, writing into `output_dir`."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from recarena.train import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"paths.data_dir={DATA_DIR}", *overrides], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture
+def run_train(tmp_path):
+    """Run recarena.train.train on composed overrides; returns (results, output_dir)."""
+    from recarena.train import train
+
+    counter = {"n": 0}
+
+    def run(*overrides: str):
+        counter["n"] += 1
+        out = tmp_path / f"run{counter['n']}"
+        out.mkdir()
+        cfg = compose_config(list(overrides), out)
+        return train(cfg), out
+
+    return run

@@ -1,1 +1,1 @@
-"""data"""
+"""Data layer: sources, preprocessing, splits, the shared Interactions and the datamodule."""

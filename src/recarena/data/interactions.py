@@ -98,6 +98,13 @@ class Interactions:
     def n_items(self) -> int:
         return len(self.item_ids)
 
+    def refit_view(self) -> Interactions:
+        """The same data with valid folded into train, for refitting before test (`eval.refit_on_valid`)."""
+        frame = self.frame.with_columns(
+            pl.when(pl.col("part") == VALID).then(TRAIN).otherwise(pl.col("part")).cast(pl.Int8).alias("part")
+        )
+        return Interactions.build(frame, self.user_ids, self.item_ids, self.items, self.users, self.counts, self.name)
+
     def known(self, stage: Stage) -> sp.csr_matrix:
         """Items known before the evaluated period: train for validation, train + valid for test."""
         return self.train if stage == "val" else _union(self.train, self.valid)

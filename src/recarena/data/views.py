@@ -57,3 +57,46 @@ class EvalUsers(Dataset):
             "history": history,
             "sequences": [self.sequences[u] for u in rows],
         }
+
+
+def pad_batch(rows: list[np.ndarray], value: int) -> torch.Tensor:
+    """Right-pad 1-D integer arrays into a (len(rows), longest) tensor."""
+    out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=torch.long)
+    for b, row in enumerate(rows):
+        out[b, : len(row)] = torch.from_numpy(np.asarray(row, dtype=np.int64))
+    return out
+
+
+class CausalWindows(Dataset):
+    """Next-token training windows over each user's token sequence ([BOS] + item codes, time order).
+
+    A long sequence is cut from its end into consecutive windows of at most `max_len` targets, so every
+    train interaction is a target exactly once per epoch; a window's inputs are the tokens just before
+    its targets. Padding gets label -100 (ignored by the loss)."""
+
+    shuffle = True
+
+    def __init__(self, token_sequences: list[np.ndarray], max_len: int, batch_size: int = 128) -> None:
+        self.batch_size = batch_size
+        self.windows: list[tuple[np.ndarray, np.ndarray]] = []
+        for tokens in token_sequences:
+            end = len(tokens) - 1
+            while end >= 1:
+                start = max(1, end - max_len + 1)
+                self.windows.append((tokens[start - 1 : end], tokens[start : end + 1]))
+                end = start - 1
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.windows[index]
+
+    @staticmethod
+    def collate(batch: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, torch.Tensor]:
+        inputs = pad_batch([b[0] for b in batch], 0)
+        return {
+            "input_ids": inputs,
+            "attention_mask": (pad_batch([np.ones(len(b[0])) for b in batch], 0) > 0).long(),
+            "labels": pad_batch([b[1] for b in batch], -100),
+        }

@@ -1,1 +1,1 @@
-"""evaluation"""
+"""Evaluation: PROTOCOL.md §4 metrics and the one RecEvalCallback that computes and logs them."""

@@ -60,6 +60,12 @@ class RecEvalCallback(pl_lightning.Callback):
         check_ks(self.ks, data.n_items)
         pl_module.eval_k = max(self.ks)
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._started["train"] = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.timing["train_seconds"] = time.perf_counter() - self._started.get("train", time.perf_counter())
+
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         self._start("val")
 
@@ -98,18 +104,20 @@ class RecEvalCallback(pl_lightning.Callback):
     def _collect(self, stage: Stage, outputs: TopK, batch: dict) -> None:
         if not isinstance(outputs, TopK):
             raise TypeError(f"{stage}_step must return a TopK, got {type(outputs).__name__}")
-        self._buffers.setdefault(stage, []).append(
-            (
-                batch["users"].detach().cpu(),
-                outputs.items.detach().cpu(),
-                outputs.scores.detach().float().cpu(),
-            )
+        users = batch["users"].detach().cpu()
+        invalid = outputs.invalid if outputs.invalid is not None else torch.full((len(users),), float("nan"))
+        row = (
+            users,
+            outputs.items.detach().cpu(),
+            outputs.scores.detach().float().cpu(),
+            invalid.detach().float().cpu(),
         )
+        self._buffers.setdefault(stage, []).append(row)
 
     def _finish(self, stage: Stage, trainer, pl_module) -> None:
-        users, items, scores = self._gathered(stage, pl_module)
+        users, items, scores, invalid = self._gathered(stage, pl_module)
         data = self._data(trainer)
-        per_user, summary = self.compute(data, stage, users, items)
+        per_user, summary = self.compute(data, stage, users, items, None if np.isnan(invalid).all() else invalid)
         self.timing[f"{stage}_seconds"] = time.perf_counter() - self._started.get(stage, time.perf_counter())
         self.results[stage] = summary
         self._frames[stage] = (
@@ -123,7 +131,7 @@ class RecEvalCallback(pl_lightning.Callback):
             log.info("%s (%d users): %s", stage, len(users), shown)
 
     def compute(
-        self, data: Interactions, stage: Stage, users: np.ndarray, items: np.ndarray
+        self, data: Interactions, stage: Stage, users: np.ndarray, items: np.ndarray, invalid: np.ndarray | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         """Per-user metric arrays and the stage summary (means, coverage, Gini, slices) for these lists."""
         expected = data.eval_users(stage)
@@ -137,8 +145,9 @@ class RecEvalCallback(pl_lightning.Callback):
         for k in self.ks:
             summary[f"coverage@{k}"] = M.coverage(items, data.n_items, k)
             summary[f"gini@{k}"] = M.gini(items, data.n_items, k)
-        if "invalid" in per_user:
-            summary["invalid_rate"] = float(per_user["invalid"].mean())
+        if invalid is not None:
+            per_user["invalid_rate"] = invalid
+            summary["invalid_rate"] = float(invalid.mean())
         cold = data.train_counts()[users] <= self.cold_threshold
         for label, members in (("cold", cold), ("warm", ~cold)):
             summary[f"users/{label}"] = float(members.sum())
@@ -147,19 +156,19 @@ class RecEvalCallback(pl_lightning.Callback):
                     summary[f"{name}/{label}"] = float(per_user[name][members].mean())
         return per_user, summary
 
-    def _gathered(self, stage: Stage, pl_module) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _gathered(self, stage: Stage, pl_module) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """All ranks' lists, one row per user in ascending user order (DDP padding duplicates removed)."""
         buffer = self._buffers.get(stage) or []
         k = max(self.ks)
         users = torch.cat([b[0] for b in buffer]) if buffer else torch.zeros(0, dtype=torch.long)
         items = torch.cat([b[1] for b in buffer]) if buffer else torch.zeros((0, k), dtype=torch.long)
         scores = torch.cat([b[2] for b in buffer]) if buffer else torch.zeros((0, k))
+        invalid = torch.cat([b[3] for b in buffer]) if buffer else torch.zeros(0)
         trainer = pl_module.trainer
         if trainer.world_size > 1:
-            users, items, scores = (_all_gather_rows(pl_module, t) for t in (users, items, scores))
-        users_np = users.numpy()
-        unique, first = np.unique(users_np, return_index=True)
-        return unique, items.numpy()[first], scores.numpy()[first]
+            users, items, scores, invalid = (_all_gather_rows(pl_module, t) for t in (users, items, scores, invalid))
+        unique, first = np.unique(users.numpy(), return_index=True)
+        return unique, items.numpy()[first], scores.numpy()[first], invalid.numpy()[first]
 
     def _data(self, trainer) -> Interactions:
         datamodule = trainer.datamodule

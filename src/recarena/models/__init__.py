@@ -1,1 +1,1 @@
-"""models"""
+"""Model layer: the RecModule contract, FitOnceModule, ranking helpers and every family."""

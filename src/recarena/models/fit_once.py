@@ -19,9 +19,10 @@ from recarena.models.recommenders.base import Recommender
 class FitOnceModule(RecModule):
     """Fits its recommender in the first (only) training step, then stops training; evaluation is shared."""
 
-    def __init__(self, recommender: Recommender) -> None:
+    def __init__(self, recommender: Recommender, refit_on_valid: bool = False) -> None:
         super().__init__()
         self.recommender = recommender
+        self.refit_on_valid = refit_on_valid
         self.automatic_optimization = False
         self.fit_seconds = 0.0
         self.fitted = False
@@ -39,6 +40,11 @@ class FitOnceModule(RecModule):
 
     def on_train_epoch_end(self) -> None:
         self.trainer.should_stop = True  # a second epoch would fit nothing new
+
+    def on_test_start(self) -> None:
+        """With `eval.refit_on_valid`, fit again on train + valid before scoring the test period."""
+        if self.refit_on_valid:
+            self.recommender.fit(self.trainer.datamodule.data.refit_view())
 
     def configure_optimizers(self) -> None:
         return None

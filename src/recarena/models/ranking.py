@@ -10,10 +10,13 @@ import torch
 
 
 class TopK(NamedTuple):
-    """Recommended item indices (users × K, best first; -1 = empty slot) and their scores."""
+    """Recommended item indices (users × K, best first; -1 = empty slot) and their scores.
+
+    `invalid` (generative models) is each user's share of generated outputs that were not unknown items."""
 
     items: torch.Tensor
     scores: torch.Tensor
+    invalid: torch.Tensor | None = None
 
 
 def mask_known(scores: torch.Tensor, history: sp.csr_matrix) -> torch.Tensor:

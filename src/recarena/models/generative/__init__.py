@@ -1,1 +1,1 @@
-"""models/generative"""
+"""Generative recommenders: GPT-DGRS and BERT-DGRS on transformers backbones, constrained decoding."""

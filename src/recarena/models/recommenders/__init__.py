@@ -1,1 +1,1 @@
-"""models/recommenders"""
+"""Non-gradient recommenders (plain classes with fit/score/explain): pop, kNN, MF, content, hybrid."""

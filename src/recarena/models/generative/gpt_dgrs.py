@@ -1,0 +1,234 @@
+"""GPT-DGRS: a decoder-only transformer (transformers' GPT-2) that generates the recommended items directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessorList
+
+from recarena.data.interactions import Interactions
+from recarena.data.views import CausalWindows, pad_batch
+from recarena.errors import ConfigError
+from recarena.models.base import RecModule
+from recarena.models.generative.decoding import ItemConstraint
+from recarena.models.generative.item_tokens import BOS, N_SPECIAL, PAD, ItemTokens
+from recarena.models.ranking import TopK, rank_scores
+
+DECODERS = ("next_token", "beam")
+
+
+class GPTDGRS(RecModule):
+    """Items are tokens; a causal transformer learns users' interaction sequences and generates the next items.
+
+    Trained with full-softmax cross-entropy at every position. `decode=next_token` ranks all items by the
+    last position's logits (exact for atomic ids); `decode=beam` runs transformers' beam search under an
+    item constraint. With `constrained=False` the model may emit non-items or known items; those slots are
+    left empty and counted in `invalid_rate`."""
+
+    def __init__(
+        self,
+        max_len: int = 50,
+        n_layer: int = 2,
+        n_head: int = 2,
+        n_embd: int = 64,
+        dropout: float = 0.2,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        batch_size: int = 128,
+        decode: str = "next_token",
+        constrained: bool = True,
+        num_beams: int | None = None,
+        pretrained: str | None = None,
+    ) -> None:
+        super().__init__()
+        if int(max_len) < 1:
+            raise ConfigError(f"model.max_len={max_len!r}: must be >= 1")
+        if decode not in DECODERS:
+            raise ConfigError(f"model.decode={decode!r}: choose one of {', '.join(DECODERS)}")
+        if pretrained is not None and not Path(pretrained).exists() and "/" not in str(pretrained).strip("/"):
+            raise ConfigError(f"model.pretrained={pretrained!r}: no such directory")
+        self.save_hyperparameters()
+        self.tokens: ItemTokens | None = None
+        self.backbone: GPT2LMHeadModel | None = None
+        self.token_offset = 0  # > 0 when item tokens are appended to a pretrained vocabulary
+
+    # -- building ----------------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if self.backbone is None:
+            self.build(self.trainer.datamodule.data)
+
+    def build(self, data: Interactions) -> None:
+        """Create the item vocabulary and the backbone for this dataset (or extend a pretrained GPT-2)."""
+        self.tokens = ItemTokens.atomic(data.n_items)
+        hp = self.hparams
+        if hp.pretrained:
+            self.backbone = GPT2LMHeadModel.from_pretrained(hp.pretrained)
+            self.token_offset = self.backbone.config.vocab_size
+            self.backbone.resize_token_embeddings(self.token_offset + self.tokens.vocab_size)
+        else:
+            config = GPT2Config(
+                vocab_size=int(self.tokens.vocab_size),
+                n_positions=int(hp.max_len) * self.tokens.width + 1,
+                n_embd=int(hp.n_embd),
+                n_layer=int(hp.n_layer),
+                n_head=int(hp.n_head),
+                resid_pdrop=float(hp.dropout),
+                embd_pdrop=float(hp.dropout),
+                attn_pdrop=float(hp.dropout),
+                bos_token_id=BOS,
+                eos_token_id=PAD,
+                pad_token_id=PAD,
+            )
+            self.backbone = GPT2LMHeadModel(config)
+
+    def train_view(self, data: Interactions) -> Dataset:
+        sequences = data.sequences("train")
+        encoded = [self.encode(sequences[u]) for u in range(data.n_users) if len(sequences[u]) > 0]
+        return CausalWindows(encoded, self.context_tokens, batch_size=int(self.hparams.batch_size))
+
+    @property
+    def context_tokens(self) -> int:
+        return int(self.hparams.max_len) * self.tokens.width
+
+    def encode(self, items: np.ndarray) -> np.ndarray:
+        """[BOS] + the items' code tokens, shifted into the backbone's vocabulary."""
+        tokens = self.tokens.encode(items)
+        return tokens + self.token_offset
+
+    # -- training ----------------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1), ignore_index=-100)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["labels"]))
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    # -- generation --------------------------------------------------------------------------------------
+    def prompts(self, sequences: list[np.ndarray], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token prompts of the most recent `max_len` items, padded left (for generate) or right."""
+        rows = [self.encode(seq[-int(self.hparams.max_len) :]) for seq in sequences]
+        if left:
+            rows = [r[::-1] for r in rows]
+        ids = pad_batch(rows, PAD + self.token_offset)
+        mask = pad_batch([np.ones(len(r)) for r in rows], 0).long()
+        if left:
+            ids, mask = ids.flip(1), mask.flip(1)
+        return ids.to(self.device), mask.to(self.device)
+
+    def item_logits(self, sequences: list[np.ndarray]) -> torch.Tensor:
+        """Next-token logits of every item token at each user's last position: (users, n_items)."""
+        ids, mask = self.prompts(sequences, left=False)
+        logits = self.backbone(input_ids=ids, attention_mask=mask).logits
+        last = logits[torch.arange(len(ids), device=ids.device), mask.sum(1) - 1]
+        return last[:, self.token_offset + N_SPECIAL : self.token_offset + N_SPECIAL + self.tokens.n_items].float()
+
+    @torch.no_grad()
+    def recommend(
+        self, users: torch.Tensor, history: sp.csr_matrix, k: int, sequences: list[np.ndarray] | None = None
+    ) -> TopK:
+        if self.hparams.decode == "beam":
+            return self.beam_search(history, k, sequences)
+        if self.hparams.constrained:
+            return rank_scores(self.item_logits(sequences), history, k)
+        return self.unconstrained_next_token(history, k, sequences)
+
+    def unconstrained_next_token(self, history: sp.csr_matrix, k: int, sequences: list[np.ndarray]) -> TopK:
+        """Top-k over the whole vocabulary: specials and known items are generated, then counted invalid."""
+        ids, mask = self.prompts(sequences, left=False)
+        logits = self.backbone(input_ids=ids, attention_mask=mask).logits
+        last = logits[torch.arange(len(ids), device=ids.device), mask.sum(1) - 1].float()
+        top = torch.topk(last, k, dim=1)
+        return self._validated(top.indices - self.token_offset, top.values, history)
+
+    def beam_search(self, history: sp.csr_matrix, k: int, sequences: list[np.ndarray]) -> TopK:
+        """transformers' beam search; the item constraint (when on) keeps every beam on a real unknown item."""
+        ids, mask = self.prompts(sequences, left=True)
+        num_beams = max(k, int(self.hparams.num_beams or k))
+        processors = LogitsProcessorList()
+        if self.hparams.constrained:
+            processors.append(
+                _Shifted(ItemConstraint(self.tokens, history, ids.shape[1], num_beams), self.token_offset)
+            )
+        out = self.backbone.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            num_beams=num_beams,
+            num_return_sequences=k,
+            max_new_tokens=self.tokens.width,
+            min_new_tokens=self.tokens.width,
+            do_sample=False,
+            early_stopping=True,
+            logits_processor=processors,
+            pad_token_id=PAD + self.token_offset,
+            eos_token_id=None,
+            return_dict_in_generate=True,
+            output_scores=True,
+        )
+        generated = out.sequences[:, ids.shape[1] :].cpu().numpy() - self.token_offset
+        items = np.array([self.tokens.decode(row) if len(row) == self.tokens.width else -1 for row in generated])
+        scores = out.sequences_scores.float().cpu()
+        return self._validated(torch.from_numpy(items).view(-1, k), scores.view(-1, k), history, already_items=True)
+
+    def _validated(
+        self, generated: torch.Tensor, scores: torch.Tensor, history: sp.csr_matrix, already_items: bool = False
+    ) -> TopK:
+        """Turn generated ids into item slots; non-items and known items become empty (-1) and count as invalid."""
+        generated = generated.cpu()
+        items = generated if already_items else generated - N_SPECIAL
+        items = torch.where((items >= 0) & (items < self.tokens.n_items), items, torch.full_like(items, -1))
+        known = torch.from_numpy(history.toarray()).bool()
+        safe = items.clamp(min=0)
+        is_known = torch.gather(known, 1, safe) & (items >= 0)
+        items = torch.where(is_known, torch.full_like(items, -1), items)
+        invalid = (items < 0).float().mean(dim=1)
+        return TopK(items=items.to(self.device), scores=scores.float().to(self.device), invalid=invalid.to(self.device))
+
+    def explain(self, user: int, item: int, history: sp.csr_matrix, sequence: np.ndarray | None = None) -> str:
+        """Embedding similarity: the history item whose learned token embedding is closest to the generated one."""
+        liked = np.asarray(sequence if sequence is not None else history.indices)[-int(self.hparams.max_len) :]
+        if liked.size == 0:
+            return "generated from the model's prior (empty history)"
+        table = self.backbone.get_input_embeddings().weight.detach()
+        tokens = torch.from_numpy(self.tokens.codes[:, 0] + self.token_offset)
+        vectors = F.normalize(table[tokens[liked]], dim=1)
+        target = F.normalize(table[tokens[item]], dim=0)
+        best = int(liked[int(torch.argmax(vectors @ target))])
+        return f"generated after your history; closest item you had: {self.trainer.datamodule.data.item_label(best)}"
+
+    # -- saving --------------------------------------------------------------------------------------------
+    def on_test_end(self) -> None:
+        """Save the tested weights with save_pretrained, plus the item-id mapping, into the run folder."""
+        if self.trainer.is_global_zero:
+            self.export(Path(self.trainer.default_root_dir) / "model")
+
+    def export(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.backbone.save_pretrained(directory)
+        np.savez(
+            directory / "item_tokens.npz",
+            codes=self.tokens.codes,
+            vocab_size=self.tokens.vocab_size,
+            token_offset=self.token_offset,
+        )
+
+
+class _Shifted(ItemConstraint):
+    """Applies an ItemConstraint to a vocabulary where our tokens start at `offset` (pretrained GPT-2)."""
+
+    def __init__(self, inner: ItemConstraint, offset: int) -> None:
+        self.inner, self.offset = inner, offset
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.offset == 0:
+            return self.inner(input_ids, scores)
+        ours = self.inner(input_ids - self.offset, scores[:, self.offset :])
+        out = torch.full_like(scores, float("-inf"))
+        out[:, self.offset :] = ours
+        return out
