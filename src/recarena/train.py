@@ -9,6 +9,7 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
+from recarena.errors import ConfigError
 from recarena.evaluation.callback import RecEvalCallback, check_ks
 from recarena.utils import resolvers  # noqa: F401  (registers ${pid:})
 from recarena.utils.instantiate import build, build_all
@@ -23,7 +24,7 @@ def train(cfg: DictConfig) -> dict[str, dict[str, float]]:
     """Compose data, model, callbacks, logger and trainer from `cfg`; fit, then validate and test.
 
     Returns the evaluator's results ({"val": {...}, "test": {...}}); files land in the run folder."""
-    check_ks(cfg.eval.ks)  # cheap config errors before any data is read
+    check_config(cfg)  # cheap config errors before any data is read
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build(cfg.data, "data")
     model = build(cfg.model, "model")
@@ -45,6 +46,19 @@ def train(cfg: DictConfig) -> dict[str, dict[str, float]]:
     finally:
         _finish_wandb(loggers)
     return evaluator.results
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Reject bad evaluation settings before any data is read or model built."""
+    ks = check_ks(cfg.eval.ks)
+    metric = str(cfg.get("optimized_metric") or "")
+    if metric:
+        stage, _, name = metric.partition("/")
+        cut = name.rpartition("@")[2].split("/")[0]
+        if stage != "val" or not cut.isdigit():
+            raise ConfigError(f"optimized_metric={metric!r}: expected a validation metric such as val/ndcg@10")
+        if int(cut) not in ks:
+            raise ConfigError(f"optimized_metric={metric!r}: K={cut} is not in eval.ks={ks}")
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> str | None:

@@ -135,6 +135,7 @@ class Interactions:
 
     def item_label(self, item: int) -> str:
         """Human-readable name of an item index: its title (and year) when known, else its raw id."""
+        item = int(item)
         if self.items is not None and "title" in self.items.columns:
             title = self.items["title"][item]
             if title is not None:

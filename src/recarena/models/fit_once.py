@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -14,6 +15,9 @@ from recarena.data.views import MatrixView, WholeData
 from recarena.models.base import RecModule
 from recarena.models.ranking import TopK, rank_scores
 from recarena.models.recommenders.base import Recommender
+
+# a fit-once model has no optimiser on purpose; Lightning's warning about it would only mislead
+warnings.filterwarnings("ignore", message=r".*configure_optimizers.* returned `None`")
 
 
 class FitOnceModule(RecModule):

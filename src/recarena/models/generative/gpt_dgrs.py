@@ -17,6 +17,7 @@ from recarena.errors import ConfigError
 from recarena.models.base import RecModule
 from recarena.models.generative.decoding import ItemConstraint
 from recarena.models.generative.item_tokens import BOS, N_SPECIAL, PAD, ItemTokens
+from recarena.models.generative.pretrained import check_pretrained, load_pretrained
 from recarena.models.ranking import TopK, rank_scores
 
 DECODERS = ("next_token", "beam")
@@ -50,8 +51,7 @@ class GPTDGRS(RecModule):
             raise ConfigError(f"model.max_len={max_len!r}: must be >= 1")
         if decode not in DECODERS:
             raise ConfigError(f"model.decode={decode!r}: choose one of {', '.join(DECODERS)}")
-        if pretrained is not None and not Path(pretrained).exists() and "/" not in str(pretrained).strip("/"):
-            raise ConfigError(f"model.pretrained={pretrained!r}: no such directory")
+        check_pretrained(pretrained)
         self.save_hyperparameters()
         self.tokens: ItemTokens | None = None
         self.backbone: GPT2LMHeadModel | None = None
@@ -67,7 +67,7 @@ class GPTDGRS(RecModule):
         self.tokens = ItemTokens.atomic(data.n_items)
         hp = self.hparams
         if hp.pretrained:
-            self.backbone = GPT2LMHeadModel.from_pretrained(hp.pretrained)
+            self.backbone = load_pretrained(GPT2LMHeadModel, hp.pretrained)
             self.token_offset = self.backbone.config.vocab_size
             self.backbone.resize_token_embeddings(self.token_offset + self.tokens.vocab_size)
         else:
@@ -115,7 +115,7 @@ class GPTDGRS(RecModule):
         """Token prompts of the most recent `max_len` items, padded left (for generate) or right."""
         rows = [self.encode(seq[-int(self.hparams.max_len) :]) for seq in sequences]
         if left:
-            rows = [r[::-1] for r in rows]
+            rows = [r[::-1].copy() for r in rows]
         ids = pad_batch(rows, PAD + self.token_offset)
         mask = pad_batch([np.ones(len(r)) for r in rows], 0).long()
         if left:

@@ -1,0 +1,109 @@
+"""Every family end to end through train.py (Hydra compose API), files and W&B read back, bad input named."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from recarena.errors import ConfigError, DataError
+from recarena.utils.wandb_records import offline_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ["pop", "itemcf", "usercf", "mf", "mf_bpr"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_runs_end_to_end_and_wandb_matches_metrics_json(run_train, model):
+    results, out = run_train(f"model={model}", "data=synthetic", "logger=wandb")
+    saved = json.loads((out / "metrics.json").read_text())
+    for stage in ("val", "test"):
+        assert 0.0 <= saved[stage]["recall@10"] <= 1.0
+        assert saved[stage]["recall@10"] == pytest.approx(results[stage]["recall@10"])
+    (run,) = offline_runs(out)
+    assert run.job_type == model
+    assert run.summary["val/recall@10"] == pytest.approx(saved["val"]["recall@10"], abs=1e-7)
+    assert run.summary["test/ndcg@10"] == pytest.approx(saved["test"]["ndcg@10"], abs=1e-7)
+    assert run.config["model"]["_target_"].endswith("FitOnceModule")
+    recs = pl.read_parquet(out / "recommendations.parquet")
+    assert set(recs["stage"]) == {"val", "test"}
+    assert recs.group_by(["user", "stage"]).len()["len"].unique().to_list() == [20]
+    per_user = pl.read_parquet(out / "per_user_metrics.parquet")
+    assert per_user.filter(pl.col("stage") == "test")["recall@10"].mean() == pytest.approx(saved["test"]["recall@10"])
+
+
+def test_metrics_do_not_depend_on_the_evaluation_batch_size(run_train):
+    runs = [run_train("model=usercf", "data=synthetic", "logger=none", f"eval.batch_size={b}")[0] for b in (1, 7, 512)]
+    for stage in ("val", "test"):
+        assert runs[0][stage] == runs[1][stage] == runs[2][stage]
+
+
+def test_popularity_on_ml100k_reproduces_the_protocol_check(run_train):
+    """PROTOCOL.md end to end: split, masking, tie-breaking and metrics against the issue's reference numbers."""
+    results, out = run_train("model=pop", "logger=none")
+    test = results["test"]
+    assert test["recall@10"] == pytest.approx(0.0704, abs=5e-4)
+    assert test["precision@10"] == pytest.approx(0.0598, abs=5e-4)
+    assert test["ndcg@10"] == pytest.approx(0.0789, abs=5e-4)
+    assert test["coverage@10"] == pytest.approx(0.0452, abs=5e-4)
+    assert test["users/cold"] + test["users/warm"] == 943
+
+
+def test_bad_ks_fails_before_any_work(run_train):
+    with pytest.raises(ConfigError, match=r"eval.ks contains 0"):
+        run_train("model=pop", "data=synthetic", "logger=none", "eval.ks=[0]")
+    with pytest.raises(ConfigError, match=r"eval.ks is empty"):
+        run_train("model=pop", "data=synthetic", "logger=none", "eval.ks=[]")
+    with pytest.raises(ConfigError, match=r"larger than the catalogue"):
+        run_train("model=pop", "data=synthetic", "logger=none", "eval.ks=[10,100000]")
+
+
+def test_missing_data_path_is_named_and_nothing_is_written(run_train, tmp_path):
+    missing = tmp_path / "nowhere" / "ml"
+    with pytest.raises(DataError, match="nowhere"):
+        run_train("model=pop", "data=atomic", f"data.path={missing}", "logger=none")
+    assert not list(tmp_path.rglob("metrics.json"))
+
+
+def test_table_without_the_configured_user_column_is_named(run_train, tmp_path):
+    table = tmp_path / "events.csv"
+    table.write_text("customer,product,ts\n1,2,3\n")
+    with pytest.raises(DataError, match="user_id"):
+        run_train("model=pop", "data=table", f"data.path={table}", "data.time_col=ts", "logger=none")
+
+
+def test_dataset_empty_after_filtering_is_named(run_train):
+    with pytest.raises(DataError, match="min_rating"):
+        run_train("model=pop", "data=synthetic", "data.min_rating=6", "logger=none")
+
+
+def test_negative_neighbours_are_rejected(run_train):
+    with pytest.raises(ConfigError, match="model.k"):
+        run_train("model=itemcf", "data=synthetic", "model.recommender.k=-3", "logger=none")
+
+
+def _train_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "RECARENA_ROOT": str(cwd), "OPENBLAS_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "recarena.train", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_multirun_sweep_writes_one_folder_per_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = _train_cli(
+        "-m", "model=pop,itemcf", "seed=0,1", "data=synthetic", f"paths.data_dir={ROOT / 'data'}",
+        "logger=csv", f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = sorted(p.parent.name for p in sweep.glob("*/metrics.json"))
+    assert jobs == ["0-pop", "1-pop", "2-itemcf", "3-itemcf"]
+
+
+def test_unknown_model_is_reported_by_hydra(tmp_path):
+    done = _train_cli("model=nosuchmodel", "data=synthetic", "logger=none", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "nosuchmodel" in done.stderr and "model" in done.stderr
