@@ -1,4 +1,7 @@
-"""Shrunk cosine similarity with top-k neighbours, computed in row blocks so memory stays bounded."""
+"""Shrunk cosine similarity with top-k neighbours, computed in row blocks so memory stays bounded.
+
+Optionally blended with a text similarity (LLM-feature CF): sim = (1 − α)·cf_sim + α·text_sim, then the same
+top-k selection, so α = 0 is plain CF and α = 1 pure semantic neighbours."""
 
 from __future__ import annotations
 
@@ -18,19 +21,33 @@ def cosine_topk(
     shrink: float = 0.0,
     exclude: np.ndarray | None = None,
     block_rows: int = 1024,
+    text_left: np.ndarray | sp.spmatrix | None = None,
+    text_right: np.ndarray | sp.spmatrix | None = None,
+    text_weight: float = 0.0,
 ) -> sp.csr_matrix:
     """Rows of `left` × rows of `right`: sim = a·b / (|a||b| + shrink), keeping each row's k largest positive
-    values (ties to the lower index). `exclude[r]` is a column whose similarity row r must not keep (itself)."""
+    values (ties to the lower index). `exclude[r]` is a column whose similarity row r must not keep (itself).
+
+    With `text_weight` α > 0, sim = (1 − α)·sim + α·cos(text_left[r], text_right[c]) before the top-k
+    (text vectors: one row per row of `left` / `right`, dense or sparse)."""
+    alpha = float(text_weight)
     left, right = sp.csr_matrix(left, dtype=np.float32), sp.csr_matrix(right, dtype=np.float32)
     left_norm, right_norm = row_norms(left), row_norms(right)
     right_t = right.T.tocsc()
+    if alpha > 0:
+        text_left, text_right_t = _text_operands(text_left, text_right, left.shape[0], right.shape[0])
     k = max(0, min(k, right.shape[0]))
     data, indices, counts = [], [], []
     for start in range(0, left.shape[0], block_rows):
         stop = min(start + block_rows, left.shape[0])
-        dots = (left[start:stop] @ right_t).toarray()
-        denom = left_norm[start:stop, None] * right_norm[None, :] + shrink
-        sims = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
+        if alpha < 1:
+            dots = (left[start:stop] @ right_t).toarray()
+            denom = left_norm[start:stop, None] * right_norm[None, :] + shrink
+            sims = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
+        else:
+            sims = np.zeros((stop - start, right.shape[0]), dtype=np.float32)
+        if alpha > 0:
+            sims = ((1.0 - alpha) * sims + alpha * _dense(text_left[start:stop] @ text_right_t)).astype(np.float32)
         if exclude is not None:
             sims[np.arange(stop - start), exclude[start:stop]] = 0.0
         cols = _topk_columns(sims, k)
@@ -50,6 +67,27 @@ def cosine_topk(
         ),
         shape=(left.shape[0], right.shape[0]),
     )
+
+
+def _text_operands(text_left, text_right, n_left: int, n_right: int) -> tuple:
+    """Row-normalised text vectors of the left rows and the transposed ones of the right rows."""
+    from sklearn.preprocessing import normalize
+
+    if text_left is None or text_right is None:
+        raise ValueError("cosine_topk: text_weight > 0 needs text_left and text_right")
+    if text_left.shape[0] != n_left or text_right.shape[0] != n_right:
+        raise ValueError(
+            f"cosine_topk: text vectors have {text_left.shape[0]} and {text_right.shape[0]} rows, "
+            f"expected {n_left} and {n_right}"
+        )
+    as_csr = sp.issparse(text_left) or sp.issparse(text_right)
+    convert = (lambda m: sp.csr_matrix(m, dtype=np.float32)) if as_csr else (lambda m: np.asarray(m, np.float32))
+    return normalize(convert(text_left)), normalize(convert(text_right)).T
+
+
+def _dense(matrix) -> np.ndarray:
+    """A product that may be sparse, as a dense float32 array."""
+    return np.asarray(matrix.toarray() if sp.issparse(matrix) else matrix, dtype=np.float32)
 
 
 def _topk_columns(sims: np.ndarray, k: int) -> np.ndarray:
