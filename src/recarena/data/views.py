@@ -100,3 +100,62 @@ class CausalWindows(Dataset):
             "attention_mask": (pad_batch([np.ones(len(b[0])) for b in batch], 0) > 0).long(),
             "labels": pad_batch([b[1] for b in batch], -100),
         }
+
+
+class MaskedSequences(Dataset):
+    """Cloze training (BERT4Rec) over each user's item-token sequence, re-masked every time it is drawn.
+
+    Each window of at most `max_len` items has a share `mask_prob` of its items masked (all `width` tokens of
+    an item together), and with probability `last_prob` its last item too, so training matches inference
+    (a mask appended after the history). At least one item is masked; labels are -100 except at masks."""
+
+    shuffle = True
+
+    def __init__(
+        self,
+        item_sequences: list[np.ndarray],
+        codes: np.ndarray,
+        mask_token: int,
+        max_len: int,
+        mask_prob: float = 0.2,
+        last_prob: float = 0.1,
+        batch_size: int = 128,
+        seed: int = 0,
+    ) -> None:
+        self.codes, self.mask_token = codes, mask_token
+        self.mask_prob, self.last_prob, self.batch_size = mask_prob, last_prob, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.windows = [
+            seq[max(0, end - max_len) : end] for seq in item_sequences for end in _window_ends(len(seq), max_len)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.windows[index]
+
+    def mask(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Token inputs and labels of one window with whole items masked."""
+        chosen = self.rng.random(len(items)) < self.mask_prob
+        if self.rng.random() < self.last_prob:
+            chosen[-1] = True
+        if not chosen.any():
+            chosen[self.rng.integers(len(items))] = True
+        tokens = self.codes[items]  # (n, width)
+        labels = np.where(chosen[:, None], tokens, -100)
+        inputs = np.where(chosen[:, None], self.mask_token, tokens)
+        return inputs.reshape(-1), labels.reshape(-1)
+
+    def collate(self, batch: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        pairs = [self.mask(items) for items in batch]
+        return {
+            "input_ids": pad_batch([p[0] for p in pairs], 0),
+            "attention_mask": (pad_batch([np.ones(len(p[0])) for p in pairs], 0) > 0).long(),
+            "labels": pad_batch([p[1] for p in pairs], -100),
+        }
+
+
+def _window_ends(length: int, max_len: int) -> list[int]:
+    """End positions of consecutive windows of at most `max_len` items, cut from the end of a sequence."""
+    return list(range(length, 0, -max_len)) if length >= 2 else []

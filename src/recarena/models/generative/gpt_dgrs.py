@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -14,7 +12,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessorList
 from recarena.data.interactions import Interactions
 from recarena.data.views import CausalWindows, pad_batch
 from recarena.errors import ConfigError
-from recarena.models.base import RecModule
+from recarena.models.generative.base import GenerativeModule
 from recarena.models.generative.decoding import ItemConstraint
 from recarena.models.generative.item_tokens import BOS, N_SPECIAL, PAD, ItemTokens
 from recarena.models.generative.pretrained import check_pretrained, load_pretrained
@@ -23,7 +21,7 @@ from recarena.models.ranking import TopK, rank_scores
 DECODERS = ("next_token", "beam")
 
 
-class GPTDGRS(RecModule):
+class GPTDGRS(GenerativeModule):
     """Items are tokens; a causal transformer learns users' interaction sequences and generates the next items.
 
     Trained with full-softmax cross-entropy at every position. `decode=next_token` ranks all items by the
@@ -58,10 +56,6 @@ class GPTDGRS(RecModule):
         self.token_offset = 0  # > 0 when item tokens are appended to a pretrained vocabulary
 
     # -- building ----------------------------------------------------------------------------------------
-    def setup(self, stage: str) -> None:
-        if self.backbone is None:
-            self.build(self.trainer.datamodule.data)
-
     def build(self, data: Interactions) -> None:
         """Create the item vocabulary and the backbone for this dataset (or extend a pretrained GPT-2)."""
         self.tokens = ItemTokens.atomic(data.n_items)
@@ -107,9 +101,6 @@ class GPTDGRS(RecModule):
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-
     # -- generation --------------------------------------------------------------------------------------
     def prompts(self, sequences: list[np.ndarray], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Token prompts of the most recent `max_len` items, padded left (for generate) or right."""
@@ -145,7 +136,7 @@ class GPTDGRS(RecModule):
         logits = self.backbone(input_ids=ids, attention_mask=mask).logits
         last = logits[torch.arange(len(ids), device=ids.device), mask.sum(1) - 1].float()
         top = torch.topk(last, k, dim=1)
-        return self._validated(top.indices - self.token_offset, top.values, history)
+        return self.validated(top.indices, top.values, history)
 
     def beam_search(self, history: sp.csr_matrix, k: int, sequences: list[np.ndarray]) -> TopK:
         """transformers' beam search; the item constraint (when on) keeps every beam on a real unknown item."""
@@ -174,49 +165,7 @@ class GPTDGRS(RecModule):
         generated = out.sequences[:, ids.shape[1] :].cpu().numpy() - self.token_offset
         items = np.array([self.tokens.decode(row) if len(row) == self.tokens.width else -1 for row in generated])
         scores = out.sequences_scores.float().cpu()
-        return self._validated(torch.from_numpy(items).view(-1, k), scores.view(-1, k), history, already_items=True)
-
-    def _validated(
-        self, generated: torch.Tensor, scores: torch.Tensor, history: sp.csr_matrix, already_items: bool = False
-    ) -> TopK:
-        """Turn generated ids into item slots; non-items and known items become empty (-1) and count as invalid."""
-        generated = generated.cpu()
-        items = generated if already_items else generated - N_SPECIAL
-        items = torch.where((items >= 0) & (items < self.tokens.n_items), items, torch.full_like(items, -1))
-        known = torch.from_numpy(history.toarray()).bool()
-        safe = items.clamp(min=0)
-        is_known = torch.gather(known, 1, safe) & (items >= 0)
-        items = torch.where(is_known, torch.full_like(items, -1), items)
-        invalid = (items < 0).float().mean(dim=1)
-        return TopK(items=items.to(self.device), scores=scores.float().to(self.device), invalid=invalid.to(self.device))
-
-    def explain(self, user: int, item: int, history: sp.csr_matrix, sequence: np.ndarray | None = None) -> str:
-        """Embedding similarity: the history item whose learned token embedding is closest to the generated one."""
-        liked = np.asarray(sequence if sequence is not None else history.indices)[-int(self.hparams.max_len) :]
-        if liked.size == 0:
-            return "generated from the model's prior (empty history)"
-        table = self.backbone.get_input_embeddings().weight.detach()
-        tokens = torch.from_numpy(self.tokens.codes[:, 0] + self.token_offset)
-        vectors = F.normalize(table[tokens[liked]], dim=1)
-        target = F.normalize(table[tokens[item]], dim=0)
-        best = int(liked[int(torch.argmax(vectors @ target))])
-        return f"generated after your history; closest item you had: {self.trainer.datamodule.data.item_label(best)}"
-
-    # -- saving --------------------------------------------------------------------------------------------
-    def on_test_end(self) -> None:
-        """Save the tested weights with save_pretrained, plus the item-id mapping, into the run folder."""
-        if self.trainer.is_global_zero:
-            self.export(Path(self.trainer.default_root_dir) / "model")
-
-    def export(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.backbone.save_pretrained(directory)
-        np.savez(
-            directory / "item_tokens.npz",
-            codes=self.tokens.codes,
-            vocab_size=self.tokens.vocab_size,
-            token_offset=self.token_offset,
-        )
+        return self.validated_items(torch.from_numpy(items).view(-1, k), scores.view(-1, k), history)
 
 
 class _Shifted(ItemConstraint):

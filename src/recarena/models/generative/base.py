@@ -1,0 +1,76 @@
+"""What GPT-DGRS and BERT-DGRS share: item tokens, validation of generated ids, explanations, saving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from recarena.models.base import RecModule
+from recarena.models.generative.item_tokens import N_SPECIAL, ItemTokens
+from recarena.models.ranking import TopK
+
+
+class GenerativeModule(RecModule):
+    """A RecModule whose backbone generates item tokens; subclasses build `backbone` and `tokens` in `build`."""
+
+    tokens: ItemTokens | None = None
+    token_offset: int = 0  # > 0 when item tokens are appended to a pretrained vocabulary
+
+    def setup(self, stage: str) -> None:
+        if getattr(self, "backbone", None) is None:
+            self.build(self.trainer.datamodule.data)
+
+    def build(self, data) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        return torch.optim.AdamW(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    def validated(self, tokens: torch.Tensor, scores: torch.Tensor, history: sp.csr_matrix) -> TopK:
+        """Generated token ids → item slots; non-items and known items become empty (-1) and count as invalid."""
+        items = tokens.cpu() - self.token_offset - N_SPECIAL
+        return self.validated_items(items, scores, history)
+
+    def validated_items(self, items: torch.Tensor, scores: torch.Tensor, history: sp.csr_matrix) -> TopK:
+        """Item indices (any int, -1 = no item) → TopK with known/out-of-range slots emptied and `invalid` set."""
+        items = items.cpu().long()
+        items = torch.where((items >= 0) & (items < self.tokens.n_items), items, torch.full_like(items, -1))
+        known = torch.from_numpy(history.toarray()).bool()
+        is_known = torch.gather(known, 1, items.clamp(min=0)) & (items >= 0)
+        items = torch.where(is_known, torch.full_like(items, -1), items)
+        invalid = (items < 0).float().mean(dim=1)
+        return TopK(items=items.to(self.device), scores=scores.float().to(self.device), invalid=invalid.to(self.device))
+
+    def item_embeddings(self) -> torch.Tensor:
+        """The learned input embedding of every item's first code token (for explanations)."""
+        table = self.backbone.get_input_embeddings().weight.detach()
+        return table[torch.from_numpy(self.tokens.codes[:, 0] + self.token_offset)]
+
+    def explain(self, user: int, item: int, history: sp.csr_matrix, sequence: np.ndarray | None = None) -> str:
+        """Embedding similarity: the history item whose learned item embedding is closest to the generated one."""
+        liked = np.asarray(sequence if sequence is not None else history.indices)[-int(self.hparams.max_len) :]
+        if liked.size == 0:
+            return "generated from the model's prior (empty history)"
+        table = F.normalize(self.item_embeddings(), dim=1)
+        best = int(liked[int(torch.argmax(table[liked] @ table[item]))])
+        return f"generated after your history; closest item you had: {self.trainer.datamodule.data.item_label(best)}"
+
+    def on_test_end(self) -> None:
+        """Save the tested weights with save_pretrained, plus the item-id mapping, into the run folder."""
+        if self.trainer.is_global_zero:
+            self.export(Path(self.trainer.default_root_dir) / "model")
+
+    def export(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.backbone.save_pretrained(directory)
+        np.savez(
+            directory / "item_tokens.npz",
+            codes=self.tokens.codes,
+            vocab_size=self.tokens.vocab_size,
+            token_offset=self.token_offset,
+        )

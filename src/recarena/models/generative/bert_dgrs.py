@@ -1,0 +1,175 @@
+"""BERT-DGRS: a bidirectional masked model (transformers' BertForMaskedLM) that generates the item behind [MASK]."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+from transformers import BertConfig, BertForMaskedLM, BertModel
+
+from recarena.data.interactions import Interactions
+from recarena.data.views import MaskedSequences, pad_batch
+from recarena.errors import ConfigError
+from recarena.models.generative.base import GenerativeModule
+from recarena.models.generative.item_tokens import MASK, N_SPECIAL, PAD, ItemTokens
+from recarena.models.generative.pretrained import check_pretrained, load_pretrained
+from recarena.models.ranking import TopK, rank_scores
+
+INITS = ("random", "minilm")
+
+
+class BERTDGRS(GenerativeModule):
+    """BERT4Rec-style cloze model: items are tokens, random items are masked in training, and at inference a
+    [MASK] appended to the history is filled with the top-K unknown items (full-softmax over item tokens).
+
+    `init=minilm` (or `pretrained=<BERT dir>`) starts the encoder from a pretrained BERT and feeds each item as
+    its projected text embedding plus a learned id embedding (`inputs_embeds`); `train_layers` limits training
+    to the top encoder layers."""
+
+    def __init__(
+        self,
+        max_len: int = 50,
+        n_layer: int = 2,
+        n_head: int = 2,
+        n_embd: int = 64,
+        dropout: float = 0.2,
+        mask_prob: float = 0.2,
+        last_prob: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        batch_size: int = 128,
+        constrained: bool = True,
+        init: str = "random",
+        pretrained: str | None = None,
+        train_layers: int | None = None,
+        item_template: list[str] | str | None = None,
+        text_cache_dir: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if int(max_len) < 2:
+            raise ConfigError(f"model.max_len={max_len!r}: must be >= 2 (history plus the [MASK])")
+        if not 0.0 < float(mask_prob) < 1.0:
+            raise ConfigError(f"model.mask_prob={mask_prob!r}: must be strictly between 0 and 1")
+        if init not in INITS:
+            raise ConfigError(f"model.init={init!r}: choose one of {', '.join(INITS)}")
+        check_pretrained(pretrained)
+        self.save_hyperparameters()
+        self.backbone: BertForMaskedLM | None = None
+        self.text_proj: nn.Linear | None = None
+
+    # -- building ----------------------------------------------------------------------------------------
+    @property
+    def pretrained_path(self) -> str | None:
+        """The BERT checkpoint to start from: `pretrained`, else MiniLM for `init=minilm`, else None."""
+        if self.hparams.pretrained:
+            return str(self.hparams.pretrained)
+        if self.hparams.init == "minilm":
+            from recarena.text.encoders import minilm_path
+
+            return str(minilm_path())
+        return None
+
+    def build(self, data: Interactions) -> None:
+        """Item vocabulary and backbone; a pretrained start copies the encoder and adds text item inputs."""
+        self.tokens = ItemTokens.atomic(data.n_items)
+        hp = self.hparams
+        source = self.pretrained_path
+        if source is None:
+            config = BertConfig(
+                vocab_size=int(self.tokens.vocab_size),
+                hidden_size=int(hp.n_embd),
+                num_hidden_layers=int(hp.n_layer),
+                num_attention_heads=int(hp.n_head),
+                intermediate_size=4 * int(hp.n_embd),
+                max_position_embeddings=int(hp.max_len) * self.tokens.width,
+                hidden_dropout_prob=float(hp.dropout),
+                attention_probs_dropout_prob=float(hp.dropout),
+                pad_token_id=PAD,
+            )
+            self.backbone = BertForMaskedLM(config)
+            return
+        encoder = load_pretrained(BertModel, source)
+        config = encoder.config
+        config.vocab_size = int(self.tokens.vocab_size)
+        config.pad_token_id = PAD
+        config.hidden_dropout_prob = config.attention_probs_dropout_prob = float(hp.dropout)
+        self.backbone = BertForMaskedLM(config)
+        state = {k: v for k, v in encoder.state_dict().items() if not k.startswith(("embeddings.word_", "pooler."))}
+        self.backbone.bert.load_state_dict(state, strict=False)
+        texts = self._item_text_vectors(data, source)
+        self.register_buffer("text_vectors", torch.zeros(self.tokens.vocab_size, texts.shape[1]), persistent=True)
+        self.text_vectors[N_SPECIAL : N_SPECIAL + data.n_items] = torch.from_numpy(texts)
+        self.text_proj = nn.Linear(texts.shape[1], config.hidden_size)
+        self._freeze_lower_layers(hp.train_layers)
+
+    def _item_text_vectors(self, data: Interactions, source: str) -> np.ndarray:
+        """Sentence embeddings of the items' text from the same pretrained encoder (cached on disk)."""
+        from recarena.text.encoders import HFEncoder
+        from recarena.text.item_text import item_texts
+
+        texts = item_texts(data, self.hparams.item_template, key="model.item_template")
+        encoder = HFEncoder(path=source, cache_dir=self.hparams.text_cache_dir, show_progress=False)
+        return np.asarray(encoder.encode(texts), dtype=np.float32)
+
+    def _freeze_lower_layers(self, train_layers: int | None) -> None:
+        """Train only the top `train_layers` encoder layers (None: all); item inputs and the head always train."""
+        if train_layers is None:
+            return
+        layers = self.backbone.bert.encoder.layer
+        if not 0 <= int(train_layers) <= len(layers):
+            raise ConfigError(f"model.train_layers={train_layers!r}: the encoder has {len(layers)} layers")
+        for layer in layers[: len(layers) - int(train_layers)]:
+            layer.requires_grad_(False)
+        self.backbone.bert.embeddings.position_embeddings.requires_grad_(False)
+
+    def train_view(self, data: Interactions) -> Dataset:
+        sequences = data.sequences("train")
+        hp = self.hparams
+        return MaskedSequences(
+            [sequences[u] for u in range(data.n_users) if len(sequences[u]) > 1],
+            self.tokens.codes,
+            MASK,
+            int(hp.max_len),
+            mask_prob=float(hp.mask_prob),
+            last_prob=float(hp.last_prob),
+            batch_size=int(hp.batch_size),
+            seed=int(hp.seed),
+        )
+
+    # -- forward and training ------------------------------------------------------------------------------
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Token logits; with a pretrained start items enter as id embedding + projected text embedding."""
+        if self.text_proj is None:
+            return self.backbone(input_ids=input_ids, attention_mask=attention_mask).logits
+        embeds = self.backbone.get_input_embeddings()(input_ids) + self.text_proj(self.text_vectors[input_ids])
+        return self.backbone(inputs_embeds=embeds, attention_mask=attention_mask).logits
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self.logits(batch["input_ids"], batch["attention_mask"])
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1), ignore_index=-100)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["labels"]))
+        return loss
+
+    # -- generation --------------------------------------------------------------------------------------
+    def mask_logits(self, sequences: list[np.ndarray]) -> torch.Tensor:
+        """Logits at the [MASK] appended to each user's most recent `max_len - 1` items: (users, vocab)."""
+        keep = int(self.hparams.max_len) - 1
+        rows = [np.concatenate([self.tokens.codes[seq[-keep:]].reshape(-1), [MASK]]) for seq in sequences]
+        ids = pad_batch(rows, PAD).to(self.device)
+        mask = pad_batch([np.ones(len(r)) for r in rows], 0).long().to(self.device)
+        logits = self.logits(ids, mask)
+        return logits[torch.arange(len(rows), device=self.device), mask.sum(1) - 1].float()
+
+    @torch.no_grad()
+    def recommend(
+        self, users: torch.Tensor, history: sp.csr_matrix, k: int, sequences: list[np.ndarray] | None = None
+    ) -> TopK:
+        logits = self.mask_logits(sequences)
+        if self.hparams.constrained:
+            return rank_scores(logits[:, N_SPECIAL : N_SPECIAL + self.tokens.n_items], history, k)
+        top = torch.topk(logits, k, dim=1)
+        return self.validated(top.indices, top.values, history)
