@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from recarena.errors import ConfigError
 from recarena.evaluation.callback import RecEvalCallback, check_ks
+from recarena.reporting.samples import log_recommendation_samples
 from recarena.utils import resolvers  # noqa: F401  (registers ${pid:})
 from recarena.utils.instantiate import build, build_all
 
@@ -43,6 +44,7 @@ def train(cfg: DictConfig) -> dict[str, dict[str, float]]:
             log.info("evaluating the best checkpoint %s", best)
             trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
         trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+        log_recommendation_samples(loggers, model, datamodule.data, evaluator)  # W&B table; no-op without W&B
     finally:
         _finish_wandb(loggers)
     return evaluator.results

@@ -80,8 +80,11 @@ def read_offline_run(path: str | Path) -> OfflineRun:
         record.ParseFromString(payload)
         kind = record.WhichOneof("record_type")
         if kind == "run":
-            run.run_id, run.group, run.job_type = record.run.run_id, record.run.run_group, record.run.job_type
-            run.tags = list(record.run.tags)
+            # a run may be recorded more than once (later records are partial updates): keep what is set
+            run.run_id = record.run.run_id or run.run_id
+            run.group = record.run.run_group or run.group
+            run.job_type = record.run.job_type or run.job_type
+            run.tags = list(record.run.tags) or run.tags
             run.config.update(dict(_value(i) for i in record.run.config.update))
         elif kind == "config":
             run.config.update(dict(_value(i) for i in record.config.update))

@@ -16,9 +16,12 @@ from recarena.models.generative.base import GenerativeModule
 from recarena.models.generative.decoding import ItemConstraint
 from recarena.models.generative.item_tokens import BOS, N_SPECIAL, PAD, ItemTokens
 from recarena.models.generative.pretrained import check_pretrained, load_pretrained
+from recarena.models.generative.semantic_ids import CodebookReport, item_vectors, semantic_tokens
 from recarena.models.ranking import TopK, rank_scores
 
 DECODERS = ("next_token", "beam")
+ITEM_IDS = ("atomic", "semantic")
+INITS = ("random", "text")
 
 
 class GPTDGRS(GenerativeModule):
@@ -43,14 +46,30 @@ class GPTDGRS(GenerativeModule):
         constrained: bool = True,
         num_beams: int | None = None,
         pretrained: str | None = None,
+        item_ids: str = "atomic",
+        semantic: dict | None = None,
+        init: str = "random",
+        text_cache_dir: str | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         if int(max_len) < 1:
             raise ConfigError(f"model.max_len={max_len!r}: must be >= 1")
         if decode not in DECODERS:
             raise ConfigError(f"model.decode={decode!r}: choose one of {', '.join(DECODERS)}")
+        if item_ids not in ITEM_IDS:
+            raise ConfigError(f"model.item_ids={item_ids!r}: choose one of {', '.join(ITEM_IDS)}")
+        if item_ids == "semantic" and decode == "next_token":
+            raise ConfigError(
+                "model.decode=next_token ranks single tokens: with model.item_ids=semantic use decode=beam"
+            )
+        if init not in INITS:
+            raise ConfigError(f"model.init={init!r}: choose one of {', '.join(INITS)}")
+        if init == "text" and item_ids != "atomic":
+            raise ConfigError("model.init=text sets one embedding per item: it needs model.item_ids=atomic")
         check_pretrained(pretrained)
         self.save_hyperparameters()
+        self.codebook: CodebookReport | None = None
         self.tokens: ItemTokens | None = None
         self.backbone: GPT2LMHeadModel | None = None
         self.token_offset = 0  # > 0 when item tokens are appended to a pretrained vocabulary
@@ -58,8 +77,15 @@ class GPTDGRS(GenerativeModule):
     # -- building ----------------------------------------------------------------------------------------
     def build(self, data: Interactions) -> None:
         """Create the item vocabulary and the backbone for this dataset (or extend a pretrained GPT-2)."""
-        self.tokens = ItemTokens.atomic(data.n_items)
         hp = self.hparams
+        if hp.item_ids == "semantic":
+            options = {"levels": [32, 32, 32], "source": "text", "dedup": True, **(hp.semantic or {})}
+            self.tokens, self.codebook = semantic_tokens(
+                data, list(options["levels"]), options["source"], bool(options["dedup"]), int(hp.seed),
+                text_encoder=self._text_encoder() if options["source"] == "text" else None,
+            )  # fmt: skip
+        else:
+            self.tokens = ItemTokens.atomic(data.n_items)
         if hp.pretrained:
             self.backbone = load_pretrained(GPT2LMHeadModel, hp.pretrained)
             self.token_offset = self.backbone.config.vocab_size
@@ -67,7 +93,7 @@ class GPTDGRS(GenerativeModule):
         else:
             config = GPT2Config(
                 vocab_size=int(self.tokens.vocab_size),
-                n_positions=int(hp.max_len) * self.tokens.width + 1,
+                n_positions=(int(hp.max_len) + 1) * self.tokens.width + 1,  # history + the generated item
                 n_embd=int(hp.n_embd),
                 n_layer=int(hp.n_layer),
                 n_head=int(hp.n_head),
@@ -79,6 +105,32 @@ class GPTDGRS(GenerativeModule):
                 pad_token_id=PAD,
             )
             self.backbone = GPT2LMHeadModel(config)
+        if hp.init == "text":
+            self._init_item_embeddings_from_text(data)
+
+    def _init_item_embeddings_from_text(self, data: Interactions) -> None:
+        """Item token embeddings := MiniLM text vectors projected to the model width (PCA), at the init scale."""
+        vectors = item_vectors(data, "text", 0, int(self.hparams.seed), self._text_encoder())
+        centred = vectors - vectors.mean(axis=0)
+        width = self.backbone.get_input_embeddings().weight.shape[1]
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        projected = centred @ vt[: min(width, vt.shape[0])].T
+        projected = np.pad(projected, ((0, 0), (0, width - projected.shape[1])))
+        projected *= self.backbone.config.initializer_range / max(projected.std(), 1e-12)
+        rows = torch.from_numpy(self.tokens.codes[:, 0] + self.token_offset)
+        with torch.no_grad():
+            self.backbone.get_input_embeddings().weight[rows] = torch.from_numpy(projected).float()
+
+    def _text_encoder(self):
+        """MiniLM for item text, with its on-disk embedding cache."""
+        from recarena.text.encoders import MiniLMEncoder
+
+        return MiniLMEncoder(cache_dir=self.hparams.text_cache_dir, show_progress=False)
+
+    def on_fit_start(self) -> None:
+        """Report codebook usage of semantic ids so a collapse is visible in the logger."""
+        if self.codebook is not None and self.logger is not None:
+            self.logger.log_metrics(self.codebook.as_metrics(), step=0)
 
     def train_view(self, data: Interactions) -> Dataset:
         sequences = data.sequences("train")

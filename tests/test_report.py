@@ -1,0 +1,214 @@
+"""The sweep report: leaderboard numbers equal the jobs' metrics.json, failures are listed, significance has known
+answers, and the W&B report run (and every job's sample table) can be read back from the offline files."""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats as scipy_stats
+
+from recarena.evaluation.stats import holm, paired_tests, summarize
+from recarena.reporting.leaderboard import build_leaderboard, make_report
+from recarena.utils.wandb_records import offline_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_DIR": str(home),
+        "WANDB_CACHE_DIR": str(home / "cache"),
+        "WANDB_CONFIG_DIR": str(home / "config"),
+        "WANDB_DATA_DIR": str(home / "data"),
+        "RECARENA_ROOT": str(cwd),
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _sweep(tmp: Path, *overrides: str) -> tuple[Path, subprocess.CompletedProcess]:
+    sweep = tmp / "sweep"
+    done = _cli(
+        "recarena.train", "-m", "data=synthetic", f"paths.data_dir={ROOT / 'data'}", f"hydra.sweep.dir={sweep}",
+        *overrides, cwd=tmp, home=tmp / "wandb_home",
+    )  # fmt: skip
+    return sweep, done
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """2 models × 2 seeds with W&B offline; the report is written by the Hydra callback at the end."""
+    folder, done = _sweep(tmp_path_factory.mktemp("report"), "model=pop,itemcf", "seed=0,1", "logger=wandb")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder
+
+
+def _metrics(job: Path) -> dict:
+    return json.loads((job / "metrics.json").read_text())
+
+
+# -- the leaderboard -----------------------------------------------------------------------------------------------
+def test_multirun_end_writes_the_report_and_its_numbers_are_the_means_of_the_jobs(sweep):
+    for name in ("leaderboard.md", "leaderboard.csv", "recall_vs_coverage.png", "metrics_at_k.png", "cold_vs_warm.png"):
+        assert (sweep / name).stat().st_size > 0, name
+    table = pl.read_csv(sweep / "leaderboard.csv")
+    assert sorted(table["model"]) == ["itemcf", "pop"]
+    jobs = {"pop": ["0-pop", "1-pop"], "itemcf": ["2-itemcf", "3-itemcf"]}
+    for model, folders in jobs.items():
+        row = table.filter(pl.col("model") == model).row(0, named=True)
+        assert row["n_seeds"] == 2 and row["seeds"] == "0 1"
+        for key in ("recall@10", "precision@5", "ndcg@20", "hit@10", "coverage@10", "novelty@10", "arp@10", "gini@10",
+                    "ild@10", "recall@10/cold", "ndcg@10/warm"):  # fmt: skip
+            values = [_metrics(sweep / f)["test"][key] for f in folders]
+            assert row[key] == pytest.approx(np.mean(values), rel=1e-9), key
+            assert row[f"{key}_std"] == pytest.approx(np.std(values, ddof=1), rel=1e-6, abs=1e-12), key
+        seconds = [_metrics(sweep / f)["timing"]["fit_seconds"] for f in folders]
+        assert row["fit_s"] == pytest.approx(np.mean(seconds))
+    itemcf = table.filter(pl.col("model") == "itemcf").row(0, named=True)
+    assert itemcf["recall@10_p_wilcoxon_holm"] is None  # the best model is not tested against itself
+    markdown = (sweep / "leaderboard.md").read_text()
+    best = itemcf["recall@10"]
+    assert f"**{best:.4f} ± {itemcf['recall@10_std']:.4f}**" in markdown  # the best value is bold
+    assert "## Significance against the best model" in markdown and "![recall_vs_coverage]" in markdown
+
+
+def test_a_failed_job_is_listed_with_its_error_line(sweep, tmp_path):
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("wandb"))
+    failed = copy / "4-usercf"
+    failed.mkdir()
+    (failed / "train.log").write_text(
+        "[2026-01-01 10:00:00,000][recarena.data][INFO] - loading\n"
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in <module>\n'
+        "recarena.errors.ConfigError: model.k=-3: usercf needs at least one neighbour (k >= 1)\n"
+    )
+    done = _cli("recarena.report", str(copy), "--wandb", "off", cwd=tmp_path, home=tmp_path / "wandb_home")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "## Failed jobs" in done.stdout
+    markdown = (copy / "leaderboard.md").read_text()
+    line = next(s for s in markdown.splitlines() if s.startswith("| 4-usercf"))
+    assert "usercf" in line and "ConfigError: model.k=-3: usercf needs at least one neighbour" in line
+    assert "2 models, 1 failed" in markdown
+    assert pl.read_csv(copy / "leaderboard.csv").height == 2  # the failed job is no leaderboard row
+
+
+def test_a_sweep_stopped_by_a_failing_job_still_reports_it(tmp_path):
+    """Hydra's basic sweeper raises after a failed job (no on_multirun_end): the callback reports at exit."""
+    sweep, done = _sweep(tmp_path, "model=pop", "eval.ks=[5,10,20],[5,10,500]", "logger=wandb")
+    assert done.returncode != 0
+    assert "larger than the catalogue" in (sweep / "1-pop" / "train.log").read_text()  # put there by the callback
+    markdown = (sweep / "leaderboard.md").read_text()
+    line = next(s for s in markdown.splitlines() if s.startswith("| 1-pop"))
+    assert "ConfigError: eval.ks contains 500: larger than the catalogue (200 items)" in line
+    assert "| pop (eval.ks=[5,10,20]) | 1 |" in markdown
+    (report,) = [r for r in offline_runs(sweep) if r.job_type == "report"]  # W&B still works at process exit
+    failed = _table(report, "failed_jobs")
+    assert failed["data"][0][0] == "1-pop" and "larger than the catalogue" in failed["data"][0][3]
+
+
+# -- W&B offline ---------------------------------------------------------------------------------------------------
+def _table(run, key: str) -> dict:
+    assert run.summary[f"{key}/_type"] == "table-file"
+    return json.loads((run.path.parent / "files" / run.summary[f"{key}/path"]).read_text())
+
+
+def test_wandb_report_run_and_job_runs_read_back_offline(sweep):
+    runs = offline_runs(sweep)
+    (report,) = [r for r in runs if r.job_type == "report"]
+    jobs = [r for r in runs if r.job_type != "report"]
+    assert report.group == sweep.name and {r.group for r in jobs} == {sweep.name}
+    leaderboard = _table(report, "leaderboard")
+    rows = {row[leaderboard["columns"].index("model")]: row for row in leaderboard["data"]}
+    csv = pl.read_csv(sweep / "leaderboard.csv")
+    column = leaderboard["columns"].index("ndcg@10")
+    for model in ("pop", "itemcf"):
+        assert rows[model][column] == pytest.approx(csv.filter(pl.col("model") == model)["ndcg@10"][0])
+    for name in ("recall_vs_coverage", "metrics_at_k", "cold_vs_warm"):
+        assert report.summary[f"plots/{name}/_type"] == "image-file"
+    assert report.summary["best/ndcg@10"] == "itemcf"
+    assert sorted(r.job_type for r in jobs) == ["itemcf", "itemcf", "pop", "pop"]
+    for run in jobs:
+        samples = _table(run, "recommendation_samples")
+        assert samples["columns"] == ["user", "rank", "item", "title", "score", "explanation"]
+        assert len(samples["data"]) == 5 * 10 and all(row[5] for row in samples["data"])
+        job = next(p for p in sweep.glob(f"*-{run.job_type}") if _seed_of(p) == run.config["seed"])
+        assert run.summary["test/ndcg@10"] == pytest.approx(_metrics(job)["test"]["ndcg@10"], abs=1e-7)
+
+
+def _seed_of(job: Path) -> int:
+    return int(next(o for o in (job / ".hydra" / "overrides.yaml").read_text().split() if o.startswith("seed="))[5:])
+
+
+# -- statistics with known answers -------------------------------------------------------------------------------
+def test_summary_mean_std_and_t_interval():
+    s = summarize([1.0, 2.0, 3.0])
+    half = scipy_stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)  # t(0.975, 2 dof) = 4.3027
+    assert (s.mean, s.std, s.n) == (2.0, 1.0, 3)
+    assert (s.ci_low, s.ci_high) == pytest.approx((2.0 - half, 2.0 + half))
+    one = summarize([0.5])
+    assert one.mean == 0.5 and math.isnan(one.std) and math.isnan(one.ci_low)
+
+
+def test_paired_tests_known_answers():
+    base = np.linspace(0.1, 0.8, 20)
+    constant = paired_tests(base + 0.05, base)  # better on every user by the same amount
+    assert constant.mean_diff == pytest.approx(0.05) and constant.t_p == 0.0 and constant.wilcoxon_p < 1e-4
+    distinct = paired_tests(base + 0.05 + 0.001 * np.arange(20), base)  # all 20 differences positive and distinct
+    assert distinct.wilcoxon_p == pytest.approx(2 / 2**20)  # exact two-sided signed-rank p: 2 · (1/2)^20
+    same = paired_tests(base, base.copy())
+    assert (same.mean_diff, same.t_p, same.wilcoxon_p) == (0.0, 1.0, 1.0)
+
+
+def test_holm_by_hand():
+    # sorted 0.005, 0.01, 0.03, 0.04 → ×4, ×3, ×2, ×1 = 0.02, 0.03, 0.06, 0.04 → running max 0.02, 0.03, 0.06, 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    adjusted = holm([0.02, math.nan])
+    assert adjusted[0] == pytest.approx(0.02) and math.isnan(adjusted[1])
+
+
+def _fake_job(folder: Path, model: str, seed: int, recall: np.ndarray) -> None:
+    """A finished job's files with constructed per-user test recall@10 (other metrics derived from it)."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "config.yaml").write_text(f"seed: {seed}\neval:\n  cold_threshold: 20\n")
+    (folder / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  runtime:\n    choices:\n      model: {model}\n")
+    (folder / ".hydra" / "overrides.yaml").write_text(f"- model={model}\n- seed={seed}\n")
+    users = np.arange(len(recall))
+    per_user = {"recall@10": recall, "ndcg@10": recall / 2, "precision@10": recall / 10}
+    pl.DataFrame({"user": users, "stage": ["test"] * len(users), **per_user}).write_parquet(
+        folder / "per_user_metrics.parquet"
+    )
+    test = {name: float(v.mean()) for name, v in per_user.items()}
+    test.update({"coverage@10": 0.5, "hit@10": 1.0, "recall@10/cold": test["recall@10"]})
+    (folder / "metrics.json").write_text(json.dumps({"test": test, "timing": {"fit_seconds": 1.0}}))
+
+
+def test_leaderboard_significance_on_constructed_per_user_values(tmp_path):
+    base = np.linspace(0.1, 0.8, 30)
+    _fake_job(tmp_path / "0-better", "better", 0, base + 0.1)  # best: +0.1 on every user
+    _fake_job(tmp_path / "1-base", "base", 0, base)
+    _fake_job(tmp_path / "2-twin", "twin", 0, base + 0.2)  # two seeds whose per-user mean equals the best model
+    _fake_job(tmp_path / "3-twin", "twin", 1, base)
+    board = build_leaderboard(tmp_path, k=10)
+    assert board.best_by_metric["recall@10"] in ("better", "twin")
+    base_vs_best = board.comparison("recall@10", "base")
+    assert base_vs_best.mean_diff == pytest.approx(-0.1) and base_vs_best.p_ttest == 0.0
+    assert base_vs_best.p_wilcoxon < 1e-4
+    other = "twin" if board.best_by_metric["recall@10"] == "better" else "better"
+    same = board.comparison("recall@10", other)  # per-user means over seeds first: no difference at all
+    assert same.mean_diff == pytest.approx(0.0, abs=1e-12) and same.p_ttest == 1.0 and same.p_wilcoxon == 1.0
+    report = make_report(tmp_path, wandb="off")
+    markdown = report.files["md"].read_text()
+    assert "| base | 1 | 0.4500 † |" in markdown and "| twin | 2 |" in markdown
