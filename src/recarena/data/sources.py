@@ -795,6 +795,22 @@ def _cold_last(users: np.ndarray, items: np.ndarray, is_cold: np.ndarray, offset
     return out
 
 
+def _cap_cold(users: np.ndarray, items: np.ndarray, cold: np.ndarray, offsets: np.ndarray, seed: int) -> np.ndarray:
+    """Keep at most 2·max(1, floor(0.1·n)) cold rows per user (the default split's valid+test share), redrawing the
+    rest among warm items, so that once cold rows come last they never reach train under `temporal_ratio`."""
+    is_cold = cold[items].astype(np.int64)
+    cold_before = np.cumsum(is_cold) - is_cold
+    cold_rank = cold_before - cold_before[offsets[:-1]][users]
+    n = np.diff(offsets)
+    cap = np.where(n >= 3, 2 * np.maximum(1, n // 10), 0)
+    over = (is_cold == 1) & (cold_rank >= cap[users])
+    warm = np.flatnonzero(~cold)
+    items = items.copy()
+    if over.any() and warm.size:
+        items[over] = np.random.default_rng([seed, 7]).choice(warm, int(over.sum()))
+    return items
+
+
 def _timestamps(rng: np.random.Generator, users: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Integer times strictly increasing per user; users start and stop at different points of one range.
 
@@ -919,6 +935,7 @@ def make_synthetic(
     _redraw_duplicates(rng_rows, users, items, pool_id, pools, float(popularity_skew))
     del pool_id
     if cold.any():
+        items = _cap_cold(users, items, cold, offsets, seed)
         items = _cold_last(users, items, cold[items].astype(np.int64), offsets)
     inter = pl.DataFrame(
         {
