@@ -183,7 +183,7 @@ class RecEvalCallback(pl_lightning.Callback):
             return
         out = self.output_dir or Path(trainer.default_root_dir)
         module = trainer.lightning_module
-        timing = dict(self.timing)
+        timing = {**getattr(trainer.datamodule, "timing", {}), **self.timing}  # data stages, then train/val/test
         if hasattr(module, "fit_seconds"):
             timing["fit_seconds"] = float(module.fit_seconds)
         write_json(out / "metrics.json", {**self.results, "timing": timing})
