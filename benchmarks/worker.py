@@ -29,21 +29,10 @@ def peak_rss_gib() -> float:
 
 
 def compose(extra: list[str], output_dir: Path):
-    """conf/train.yaml composed as the CLI would, writing into `output_dir` (as tests/conftest.py does)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    """conf/train.yaml composed as the CLI would, writing into `output_dir`."""
+    from recarena.utils.compose import compose_train_config
 
-    from recarena.train import CONFIG_DIR
-
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = hydra_compose("train", overrides=[f"paths.data_dir={ROOT / 'data'}", *extra], return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(output_dir)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+    return compose_train_config(extra, output_dir, ROOT / "data")
 
 
 def run_recarena(scale: str, model: str, threads: int, run_dir: Path) -> tuple[dict[str, Any], Any]:

@@ -34,19 +34,9 @@ def _wandb_home(tmp_path_factory, monkeypatch):
 
 def compose_config(overrides: list[str], output_dir: Path):
     """Compose conf/train.yaml as `python -m recarena.train <overrides>` would, writing into `output_dir`."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    from recarena.utils.compose import compose_train_config
 
-    from recarena.train import CONFIG_DIR
-
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.data_dir={DATA_DIR}", *overrides], return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(output_dir)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+    return compose_train_config(list(overrides), output_dir, DATA_DIR)
 
 
 @pytest.fixture
