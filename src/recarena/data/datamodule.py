@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 import pytorch_lightning as pl_lightning
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from recarena.data import sources
 from recarena.data.interactions import Interactions, Stage
@@ -110,10 +110,11 @@ class RecDataModule(pl_lightning.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         view = self.trainer.lightning_module.train_view(self.data)
+        shuffle = getattr(view, "shuffle", False)
         return DataLoader(
             view,
             batch_size=getattr(view, "batch_size", 1),
-            shuffle=getattr(view, "shuffle", False),
+            sampler=EpochSeededSampler(view, self.seed) if shuffle else None,
             collate_fn=view.collate,
             num_workers=self.num_workers,
         )
@@ -128,3 +129,23 @@ class RecDataModule(pl_lightning.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.eval_dataloader("test")
+
+
+class EpochSeededSampler(RandomSampler):
+    """Shuffles with a generator seeded by (seed, epoch), so a run resumed from a checkpoint sees the same data
+    order in its remaining epochs as the uninterrupted run (the global torch RNG is not checkpointed). Lightning
+    calls `set_epoch` before every training epoch; under DDP it swaps this for a DistributedSampler (a
+    RandomSampler subclass), which seeds by epoch the same way."""
+
+    def __init__(self, data_source, seed: int = 0) -> None:
+        super().__init__(data_source)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        generator = torch.Generator()
+        generator.manual_seed(self.seed * 1_000_003 + self.epoch)
+        yield from torch.randperm(len(self.data_source), generator=generator).tolist()
