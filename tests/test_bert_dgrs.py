@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
-from transformers import BertModel
+from transformers import BertConfig, BertForMaskedLM, BertModel
 
 from recarena.data.views import MaskedSequences
 from recarena.errors import ConfigError
@@ -45,6 +46,33 @@ def test_learns_an_obvious_rule(run_train, tmp_path):
     results, out = run_train(*bert_overrides(table))
     assert results["test"]["recall@1"] > 0.8  # chance is 1/30
     assert (out / "model" / "model.safetensors").exists()
+
+
+def test_semantic_ids_fill_the_masks_under_the_trie_and_learn_the_rule(run_train, tmp_path):
+    table = tmp_path / "walk.csv"
+    write_rule_table(table)
+    overrides = bert_overrides(table, "model.item_ids=semantic", "model.semantic.source=random",
+                               "model.semantic.levels=[6,6]")  # fmt: skip
+    results, out = run_train(*overrides)
+    assert results["test"]["invalid_rate"] == 0.0  # only real, unknown items come out of the trie beam
+    assert results["test"]["recall@1"] > 0.5  # chance is 1/30: the rule is learned through two-token items
+
+
+def test_unconstrained_semantic_fill_can_name_non_items_and_counts_them():
+    module = BERTDGRS(max_len=4, item_ids="semantic", constrained=False, n_embd=16, n_layer=1)
+    module.tokens = ItemTokens.from_levels(np.array([[0, 0], [0, 1], [1, 0], [2, 2]]), [3, 3])
+    module.backbone = BertForMaskedLM(
+        BertConfig(vocab_size=module.tokens.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                   intermediate_size=32, max_position_embeddings=8)
+    ).eval()  # fmt: skip
+    history = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 0, 0, 1]]))
+    top = module.recommend(None, history, 3, [np.array([0]), np.array([3])])
+    assert top.items.shape == (2, 3) and ((top.items >= -1) & (top.items < 4)).all()
+    assert np.isclose(float(top.invalid.mean()), float((top.items < 0).float().mean()))
+    module.hparams.constrained = True
+    top = module.recommend(None, history, 3, [np.array([0]), np.array([3])])
+    known = torch.from_numpy(history.toarray() > 0)
+    assert (top.items >= 0).all() and not known.gather(1, top.items).any()
 
 
 def test_minilm_start_loads_the_package_weights(run_train, tmp_path):

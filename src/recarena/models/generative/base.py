@@ -11,13 +11,18 @@ import torch.nn.functional as F
 
 from recarena.models.base import RecModule
 from recarena.models.generative.item_tokens import N_SPECIAL, ItemTokens
+from recarena.models.generative.semantic_ids import CodebookReport, semantic_tokens
 from recarena.models.ranking import TopK
+
+ITEM_IDS = ("atomic", "semantic")
+SEMANTIC_DEFAULTS = {"levels": [32, 32, 32], "source": "text", "dedup": True}
 
 
 class GenerativeModule(RecModule):
     """A RecModule whose backbone generates item tokens; subclasses build `backbone` and `tokens` in `build`."""
 
     tokens: ItemTokens | None = None
+    codebook: CodebookReport | None = None
     token_offset: int = 0  # > 0 when item tokens are appended to a pretrained vocabulary
 
     def setup(self, stage: str) -> None:
@@ -26,6 +31,29 @@ class GenerativeModule(RecModule):
 
     def build(self, data) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def item_tokens(self, data) -> ItemTokens:
+        """The item vocabulary of `model.item_ids`: atomic, or semantic code tuples (codebook usage kept)."""
+        hp = self.hparams
+        if hp.item_ids != "semantic":
+            return ItemTokens.atomic(data.n_items)
+        options = {**SEMANTIC_DEFAULTS, **(hp.semantic or {})}
+        tokens, self.codebook = semantic_tokens(
+            data, list(options["levels"]), options["source"], bool(options["dedup"]), int(hp.seed),
+            text_encoder=self._text_encoder() if options["source"] == "text" else None,
+        )  # fmt: skip
+        return tokens
+
+    def _text_encoder(self):
+        """MiniLM for item text, with its on-disk embedding cache."""
+        from recarena.text.encoders import MiniLMEncoder
+
+        return MiniLMEncoder(cache_dir=self.hparams.text_cache_dir, show_progress=False)
+
+    def on_fit_start(self) -> None:
+        """Report codebook usage of semantic ids so a collapse is visible in the logger."""
+        if self.codebook is not None and self.logger is not None:
+            self.logger.log_metrics(self.codebook.as_metrics(), step=0)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         trainable = [p for p in self.parameters() if p.requires_grad]

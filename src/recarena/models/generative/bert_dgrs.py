@@ -13,8 +13,9 @@ from transformers import BertConfig, BertForMaskedLM, BertModel
 from recarena.data.interactions import Interactions
 from recarena.data.views import MaskedSequences, pad_batch
 from recarena.errors import ConfigError
-from recarena.models.generative.base import GenerativeModule
-from recarena.models.generative.item_tokens import MASK, N_SPECIAL, PAD, ItemTokens
+from recarena.models.generative.base import ITEM_IDS, GenerativeModule
+from recarena.models.generative.decoding import ItemConstraint
+from recarena.models.generative.item_tokens import MASK, N_SPECIAL, PAD
 from recarena.models.generative.pretrained import check_pretrained, load_pretrained
 from recarena.models.ranking import TopK, rank_scores
 
@@ -24,6 +25,8 @@ INITS = ("random", "minilm")
 class BERTDGRS(GenerativeModule):
     """BERT4Rec-style cloze model: items are tokens, random items are masked in training, and at inference a
     [MASK] appended to the history is filled with the top-K unknown items (full-softmax over item tokens).
+    With semantic ids an item is several tokens: its masks are filled left to right by a beam over the code
+    trie, re-reading the sequence after each fill.
 
     `init=minilm` (or `pretrained=<BERT dir>`) starts the encoder from a pretrained BERT and feeds each item as
     its projected text embedding plus a learned id embedding (`inputs_embeds`); `train_layers` limits training
@@ -42,6 +45,9 @@ class BERTDGRS(GenerativeModule):
         weight_decay: float = 0.01,
         batch_size: int = 128,
         constrained: bool = True,
+        item_ids: str = "atomic",
+        semantic: dict | None = None,
+        num_beams: int | None = None,
         init: str = "random",
         pretrained: str | None = None,
         train_layers: int | None = None,
@@ -56,6 +62,12 @@ class BERTDGRS(GenerativeModule):
             raise ConfigError(f"model.mask_prob={mask_prob!r}: must be strictly between 0 and 1")
         if init not in INITS:
             raise ConfigError(f"model.init={init!r}: choose one of {', '.join(INITS)}")
+        if item_ids not in ITEM_IDS:
+            raise ConfigError(f"model.item_ids={item_ids!r}: choose one of {', '.join(ITEM_IDS)}")
+        if item_ids != "atomic" and (init != "random" or pretrained):
+            raise ConfigError(
+                "model.init=minilm / model.pretrained feed one text vector per item token: use model.item_ids=atomic"
+            )
         check_pretrained(pretrained)
         self.save_hyperparameters()
         self.backbone: BertForMaskedLM | None = None
@@ -75,7 +87,7 @@ class BERTDGRS(GenerativeModule):
 
     def build(self, data: Interactions) -> None:
         """Item vocabulary and backbone; a pretrained start copies the encoder and adds text item inputs."""
-        self.tokens = ItemTokens.atomic(data.n_items)
+        self.tokens = self.item_tokens(data)
         hp = self.hparams
         source = self.pretrained_path
         if source is None:
@@ -168,8 +180,47 @@ class BERTDGRS(GenerativeModule):
     def recommend(
         self, users: torch.Tensor, history: sp.csr_matrix, k: int, sequences: list[np.ndarray] | None = None
     ) -> TopK:
+        if self.tokens.width > 1:
+            return self.fill_masks(sequences, history, k)
         logits = self.mask_logits(sequences)
         if self.hparams.constrained:
             return rank_scores(logits[:, N_SPECIAL : N_SPECIAL + self.tokens.n_items], history, k)
         top = torch.topk(logits, k, dim=1)
         return self.validated(top.indices, top.values, history)
+
+    def fill_masks(self, sequences: list[np.ndarray], history: sp.csr_matrix, k: int) -> TopK:
+        """Multi-token ids: append one [MASK] per code and fill them left to right, keeping the `num_beams`
+        best prefixes (sum of log-probabilities); the trie constraint (when on) admits only unknown items."""
+        width, n = self.tokens.width, len(sequences)
+        beams = max(k, int(self.hparams.num_beams or k))
+        keep = int(self.hparams.max_len) - 1
+        prompts = [self.tokens.codes[seq[-keep:]].reshape(-1) for seq in sequences]
+        constraint = ItemConstraint(self.tokens, history, 0, beams) if self.hparams.constrained else None
+        prefix = torch.zeros((n, beams, 0), dtype=torch.long)
+        total = torch.full((n, beams), float("-inf"))
+        total[:, 0] = 0.0  # one live beam per user before the first code
+        for step in range(width):
+            live = 1 if step == 0 else beams
+            rows = [
+                np.concatenate([prompts[u], prefix[u, b].numpy(), np.full(width - step, MASK)])
+                for u in range(n)
+                for b in range(live)
+            ]
+            ids = pad_batch(rows, PAD).to(self.device)
+            attention = pad_batch([np.ones(len(r)) for r in rows], 0).long().to(self.device)
+            at = torch.tensor([len(prompts[u]) + step for u in range(n) for _ in range(live)], device=self.device)
+            logp = F.log_softmax(
+                self.logits(ids, attention)[torch.arange(len(rows), device=self.device), at].float(), -1
+            )
+            logp = logp.cpu().repeat_interleave(beams // live, dim=0)
+            if constraint is not None:
+                logp = constraint(prefix.reshape(n * beams, step), logp)
+            vocab = logp.shape[1]
+            best = torch.topk((total[..., None] + logp.view(n, beams, vocab)).view(n, -1), beams, dim=1)
+            origin = torch.div(best.indices, vocab, rounding_mode="floor")
+            kept = torch.gather(prefix, 1, origin[..., None].expand(-1, -1, step))
+            prefix = torch.cat([kept, (best.indices % vocab)[..., None]], dim=2)
+            total = best.values
+        items = torch.from_numpy(self.tokens.decode_rows(prefix.reshape(n * beams, width).numpy())).view(n, beams)
+        items = torch.where(torch.isfinite(total), items, torch.full_like(items, -1))
+        return self.validated_items(items[:, :k], total[:, :k], history)

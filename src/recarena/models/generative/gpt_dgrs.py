@@ -12,15 +12,14 @@ from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessorList
 from recarena.data.interactions import Interactions
 from recarena.data.views import CausalWindows, pad_batch
 from recarena.errors import ConfigError
-from recarena.models.generative.base import GenerativeModule
+from recarena.models.generative.base import ITEM_IDS, GenerativeModule
 from recarena.models.generative.decoding import ItemConstraint
 from recarena.models.generative.item_tokens import BOS, N_SPECIAL, PAD, ItemTokens
 from recarena.models.generative.pretrained import check_pretrained, load_pretrained
-from recarena.models.generative.semantic_ids import CodebookReport, item_vectors, semantic_tokens
+from recarena.models.generative.semantic_ids import item_vectors
 from recarena.models.ranking import TopK, rank_scores
 
 DECODERS = ("next_token", "beam")
-ITEM_IDS = ("atomic", "semantic")
 INITS = ("random", "text")
 
 
@@ -69,7 +68,6 @@ class GPTDGRS(GenerativeModule):
             raise ConfigError("model.init=text sets one embedding per item: it needs model.item_ids=atomic")
         check_pretrained(pretrained)
         self.save_hyperparameters()
-        self.codebook: CodebookReport | None = None
         self.tokens: ItemTokens | None = None
         self.backbone: GPT2LMHeadModel | None = None
         self.token_offset = 0  # > 0 when item tokens are appended to a pretrained vocabulary
@@ -78,14 +76,7 @@ class GPTDGRS(GenerativeModule):
     def build(self, data: Interactions) -> None:
         """Create the item vocabulary and the backbone for this dataset (or extend a pretrained GPT-2)."""
         hp = self.hparams
-        if hp.item_ids == "semantic":
-            options = {"levels": [32, 32, 32], "source": "text", "dedup": True, **(hp.semantic or {})}
-            self.tokens, self.codebook = semantic_tokens(
-                data, list(options["levels"]), options["source"], bool(options["dedup"]), int(hp.seed),
-                text_encoder=self._text_encoder() if options["source"] == "text" else None,
-            )  # fmt: skip
-        else:
-            self.tokens = ItemTokens.atomic(data.n_items)
+        self.tokens = self.item_tokens(data)
         if hp.pretrained:
             self.backbone = load_pretrained(GPT2LMHeadModel, hp.pretrained)
             self.token_offset = self.backbone.config.vocab_size
@@ -120,17 +111,6 @@ class GPTDGRS(GenerativeModule):
         rows = torch.from_numpy(self.tokens.codes[:, 0] + self.token_offset)
         with torch.no_grad():
             self.backbone.get_input_embeddings().weight[rows] = torch.from_numpy(projected).float()
-
-    def _text_encoder(self):
-        """MiniLM for item text, with its on-disk embedding cache."""
-        from recarena.text.encoders import MiniLMEncoder
-
-        return MiniLMEncoder(cache_dir=self.hparams.text_cache_dir, show_progress=False)
-
-    def on_fit_start(self) -> None:
-        """Report codebook usage of semantic ids so a collapse is visible in the logger."""
-        if self.codebook is not None and self.logger is not None:
-            self.logger.log_metrics(self.codebook.as_metrics(), step=0)
 
     def train_view(self, data: Interactions) -> Dataset:
         sequences = data.sequences("train")
@@ -215,7 +195,7 @@ class GPTDGRS(GenerativeModule):
             output_scores=True,
         )
         generated = out.sequences[:, ids.shape[1] :].cpu().numpy() - self.token_offset
-        items = np.array([self.tokens.decode(row) if len(row) == self.tokens.width else -1 for row in generated])
+        items = self.tokens.decode_rows(generated)
         scores = out.sequences_scores.float().cpu()
         return self.validated_items(torch.from_numpy(items).view(-1, k), scores.view(-1, k), history)
 

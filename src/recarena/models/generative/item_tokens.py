@@ -50,6 +50,11 @@ class ItemTokens:
         match = np.flatnonzero((self.codes == np.asarray(tokens)[None, :]).all(axis=1))
         return int(match[0]) if match.size else -1
 
+    def decode_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Item index of every row of code tuples (rows, width); -1 where a row names no item."""
+        lookup = {tuple(code): item for item, code in enumerate(self.codes.tolist())}
+        return np.array([lookup.get(tuple(row), -1) for row in np.asarray(rows).tolist()], dtype=np.int64)
+
     def item_of_token(self) -> np.ndarray:
         """For atomic ids: item index of every token (-1 for specials)."""
         lookup = np.full(self.vocab_size, -1, dtype=np.int64)
