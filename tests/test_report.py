@@ -8,14 +8,17 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
 import pytest
+from matplotlib.text import Text
 from scipy import stats as scipy_stats
 
-from recarena.evaluation.stats import holm, paired_tests, summarize
+from recarena.evaluation.stats import Summary, holm, paired_tests, summarize
 from recarena.reporting.leaderboard import build_leaderboard, make_report
+from recarena.reporting.plots import MARKER, recall_vs_coverage_figure
 from recarena.utils.wandb_records import offline_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -212,3 +215,43 @@ def test_leaderboard_significance_on_constructed_per_user_values(tmp_path):
     report = make_report(tmp_path, wandb="off")
     markdown = report.files["md"].read_text()
     assert "| base | 1 | 0.4500 † |" in markdown and "| twin | 2 |" in markdown
+
+
+# -- plots ---------------------------------------------------------------------------------------------------------
+def _scatter_board(points: dict[str, tuple[float, float]]) -> SimpleNamespace:
+    """The leaderboard fields the scatter reads: label → (coverage@10, recall@10), small std over seeds."""
+    rows = [
+        SimpleNamespace(
+            label=label, stats={"coverage@10": Summary(c, 0.002, c, c, 3), "recall@10": Summary(r, 0.001, r, r, 3)}
+        )
+        for label, (c, r) in points.items()
+    ]
+    return SimpleNamespace(k=10, rows=rows)
+
+
+SWEEP_POINTS = {  # a real sweep: itemcf, usercf and hybrid nearly coincide
+    "gpt_dgrs": (0.395, 0.165), "bert_dgrs": (0.295, 0.137), "usercf": (0.142, 0.118), "hybrid": (0.130, 0.118),
+    "itemcf": (0.124, 0.117), "mf": (0.361, 0.113), "pop": (0.045, 0.070), "content": (0.116, 0.029),
+}  # fmt: skip
+CLUSTER = {f"model_{i}": (0.2 + 0.001 * (i % 3), 0.1 + 0.001 * (i // 3)) for i in range(9)} | {"far": (0.6, 0.4)}
+
+
+@pytest.mark.parametrize("points", [SWEEP_POINTS, CLUSTER], ids=["sweep", "cluster"])
+def test_scatter_labels_overlap_neither_each_other_nor_the_points(points):
+    fig = recall_vs_coverage_figure(_scatter_board(points))
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    (ax,) = fig.axes
+    labels = {t.get_text(): Text.get_window_extent(t, renderer) for t in ax.texts}  # the text, not its leader
+    assert sorted(labels) == sorted(points)
+    r = MARKER / 2 * fig.dpi / 72
+    markers = [ax.transData.transform(p) for p in points.values()]
+    markers = [np.array([x - r, y - r, x + r, y + r]) for x, y in markers]
+    boxes = [np.array(b.extents) for b in labels.values()]
+
+    def area(a, b):
+        return max(min(a[2], b[2]) - max(a[0], b[0]), 0) * max(min(a[3], b[3]) - max(a[1], b[1]), 0)
+
+    for i, a in enumerate(boxes):
+        assert all(area(a, b) == 0 for b in boxes[i + 1 :] + markers), list(labels)[i]
+        assert area(a, np.array(ax.bbox.extents)) == pytest.approx((a[2] - a[0]) * (a[3] - a[1]))  # inside the axes

@@ -15,6 +15,15 @@ from recarena.utils.io import atomic_write
 if TYPE_CHECKING:  # the leaderboard module imports this one
     from recarena.reporting.leaderboard import Leaderboard
 
+LABEL_SIZE = 9  # point-label font size
+MARKER = 6.0  # scatter marker diameter, points
+CAPSIZE = 4.0  # error-bar cap half-length, points
+PAD = 1.5  # clearance kept around labels, markers and error bars, points
+# Label offsets tried around each point, nearest ring first: the distance (points) and the angle, right of the point
+# preferred. The first ring just clears the point's marker and caps; beyond it a leader line joins label and point.
+RINGS = (CAPSIZE + 2 * PAD + 0.5, 14.0, 24.0, 36.0, 50.0, 66.0, 86.0, 110.0)
+ANGLES = (0, 45, -45, 180, 135, -135, 90, -90, 22.5, -22.5, 157.5, -157.5, 67.5, -67.5, 112.5, -112.5)  # degrees
+
 
 def _mean_std(board: Leaderboard, key: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-row mean and std of a column (std 0 where there is one seed, so error bars are simply absent)."""
@@ -23,13 +32,14 @@ def _mean_std(board: Leaderboard, key: str) -> tuple[np.ndarray, np.ndarray]:
     return means, stds
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig: Figure, path: Path, layout: bool = True) -> Path:
+    if layout:
+        fig.tight_layout()
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
 
 
-def _new_figure(n_models: int, height: float = 4.8) -> Figure:
-    fig = Figure(figsize=(max(6.4, 1.2 * n_models + 3), height))
+def _new_figure(n_models: int, height: float = 4.8, extra_width: float = 0.0) -> Figure:
+    fig = Figure(figsize=(max(6.4, 1.2 * n_models + 3) + extra_width, height))
     FigureCanvasAgg(fig)
     return fig
 
@@ -42,7 +52,18 @@ def _titles(fig: Figure, ax, takeaway: str, what: str) -> None:
 
 def _label_ticks(ax, labels: list[str]) -> None:
     long = len(labels) > 4 or max((len(s) for s in labels), default=0) > 10
-    ax.set_xticks(np.arange(len(labels)), labels, rotation=30 if long else 0, ha="right" if long else "center")
+    ax.set_xticks(
+        np.arange(len(labels)),
+        labels,
+        rotation=30 if long else 0,
+        ha="right" if long else "center",
+        rotation_mode="anchor" if long else "default",  # the end of a slanted label sits under its tick
+    )
+
+
+def _legend_outside(ax) -> None:
+    """Legend to the right of the axes, so it can never cover a bar (tight_layout makes room for it)."""
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
 def _best(labels: list[str], values: np.ndarray, highest: bool = True) -> tuple[str, float]:
@@ -51,16 +72,117 @@ def _best(labels: list[str], values: np.ndarray, highest: bool = True) -> tuple[
     return labels[i], float(values[i])
 
 
-def recall_vs_coverage(board: Leaderboard, path: Path) -> Path:
+# -- point labels that never overlap ----------------------------------------------------------------------------
+def _box(x0: float, y0: float, x1: float, y1: float, pad: float = 0.0) -> np.ndarray:
+    return np.array([min(x0, x1) - pad, min(y0, y1) - pad, max(x0, x1) + pad, max(y0, y1) + pad])
+
+
+def _overlap(a: np.ndarray, boxes: np.ndarray) -> float:
+    """Total area of box `a` (x0, y0, x1, y1) inside the rows of `boxes`."""
+    w = np.clip(np.minimum(a[2], boxes[:, 2]) - np.maximum(a[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(a[3], boxes[:, 3]) - np.maximum(a[1], boxes[:, 1]), 0, None)
+    return float((w * h).sum())
+
+
+def _hits(points: np.ndarray, boxes: np.ndarray) -> int:
+    """How many of `points` (n, 2) lie in any of `boxes` (m, 4)."""
+    p, b = points[:, None, :], boxes[None, :, :]
+    inside = (p[..., 0] > b[..., 0]) & (p[..., 0] < b[..., 2]) & (p[..., 1] > b[..., 1]) & (p[..., 1] < b[..., 3])
+    return int(inside.any(axis=1).sum())
+
+
+def place_labels(ax, x: np.ndarray, y: np.ndarray, xerr: np.ndarray, yerr: np.ndarray, labels, colors) -> list:
+    """Annotate each finite point with its label where it overlaps no other label, marker, error bar or leader line.
+
+    Deterministic and greedy: for each point in order, the first free spot on rings of growing distance around it
+    (right of the point first), inside the axes; a leader line when the spot is not next to the point. The axes
+    limits and the figure layout must be final (the search is in display pixels). When no spot is free, the one
+    with the least overlap with labels, markers and error bars is taken, then the one with the fewest crossings.
+    """
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    px = fig.dpi / 72.0  # pixels per point
+    pad = PAD * px
+    finite = np.isfinite(x) & np.isfinite(y)
+    xy = np.full((len(x), 2), np.nan)
+    if finite.any():
+        xy[finite] = ax.transData.transform(np.column_stack([x[finite], y[finite]]))
+    blocked = []  # markers, error bars and placed labels, in pixels
+    for i in np.flatnonzero(finite):
+        (cx, cy), r, cap = xy[i], MARKER / 2 * px, CAPSIZE * px
+        (x0, _), (x1, _) = ax.transData.transform([(x[i] - xerr[i], y[i]), (x[i] + xerr[i], y[i])])
+        (_, y0), (_, y1) = ax.transData.transform([(x[i], y[i] - yerr[i]), (x[i], y[i] + yerr[i])])
+        blocked += [_box(cx - r, cy - r, cx + r, cy + r, pad), _box(x0, cy - cap, x1, cy + cap, pad / 2)]
+        blocked += [_box(cx - cap, y0, cx + cap, y1, pad / 2)]
+    blocked = np.array(blocked).reshape(-1, 4)
+    placed, leaders = np.empty((0, 4)), np.empty((0, 2))  # label boxes; points along the leader lines
+    frame = ax.bbox
+    texts = []
+    for i in np.flatnonzero(finite):
+        probe = ax.text(0, 0, labels[i], fontsize=LABEL_SIZE)
+        extent = probe.get_window_extent(renderer)
+        probe.remove()
+        w, h = extent.width, extent.height
+        best = None
+        for ring, distance in enumerate(RINGS):
+            for angle in ANGLES:
+                ux, uy = np.cos(np.radians(angle)) * distance, np.sin(np.radians(angle)) * distance  # points
+                dx, dy = (int(np.sign(u)) if abs(u) > 0.2 * distance else 0 for u in (ux, uy))  # the label's side
+                left = xy[i, 0] + ux * px - (w if dx < 0 else w / 2 if dx == 0 else 0)
+                bottom = xy[i, 1] + uy * px - (h if dy < 0 else h / 2 if dy == 0 else 0)
+                box = _box(left, bottom, left + w, bottom + h, pad)
+                inside_w = max(min(box[2], frame.x1) - max(box[0], frame.x0), 0.0)
+                inside_h = max(min(box[3], frame.y1) - max(box[1], frame.y0), 0.0)
+                # the cost: first overlap with labels, markers, error bars and outside the axes (px²), then how far
+                # the label and its leader line cross the other leader lines and labels
+                area = _overlap(box, blocked) + (box[2] - box[0]) * (box[3] - box[1]) - inside_w * inside_h
+                crossings = _hits(leaders, box[None])
+                line = np.empty((0, 2))
+                if ring > 0:  # the leader runs from the label's centre to the point (drawn outside the label only)
+                    t = np.linspace(0.0, 1.0, 32)[:, None]
+                    line = (1 - t) * np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]) + t * xy[i]
+                    line = line[[not _hits(p[None], box[None]) for p in line]]
+                    crossings += _hits(line, placed)
+                cost = (area, crossings)
+                if best is None or cost < best[0]:
+                    best = (cost, ring, (ux, uy), dx, dy, box, line)
+                if cost == (0, 0):
+                    break
+            if best[0] == (0, 0):
+                break
+        _, ring, offset, dx, dy, box, line = best
+        blocked, placed, leaders = np.vstack([blocked, box]), np.vstack([placed, box]), np.vstack([leaders, line])
+        leader = {"arrowstyle": "-", "color": colors[i], "lw": 0.7, "shrinkA": 1, "shrinkB": MARKER / 2 + 1}
+        texts.append(
+            ax.annotate(
+                labels[i],
+                (x[i], y[i]),
+                xytext=offset,
+                textcoords="offset points",
+                ha={1: "left", 0: "center", -1: "right"}[dx],
+                va={1: "bottom", 0: "center", -1: "top"}[dy],
+                fontsize=LABEL_SIZE,
+                color=colors[i],
+                arrowprops=leader if ring > 0 else None,
+            )
+        )
+    return texts
+
+
+# -- the plots -----------------------------------------------------------------------------------------------------
+def recall_vs_coverage_figure(board: Leaderboard) -> Figure:
     """Scatter of recall@K against coverage@K with std-over-seeds error bars: the accuracy/diversity trade-off."""
     k, labels = board.k, [r.label for r in board.rows]
     recall, recall_std = _mean_std(board, f"recall@{k}")
     coverage, coverage_std = _mean_std(board, f"coverage@{k}")
     fig = _new_figure(0, 5.2)
     ax = fig.add_subplot()
-    for i, label in enumerate(labels):
-        ax.errorbar(coverage[i], recall[i], xerr=coverage_std[i], yerr=recall_std[i], fmt="o", capsize=4)
-        ax.annotate(label, (coverage[i], recall[i]), textcoords="offset points", xytext=(6, 6), fontsize=9)
+    colors = []
+    for i in range(len(labels)):
+        bars = ax.errorbar(
+            coverage[i], recall[i], xerr=coverage_std[i], yerr=recall_std[i], fmt="o", ms=MARKER, capsize=CAPSIZE
+        )
+        colors.append(bars.lines[0].get_color())
     best, best_recall = _best(labels, recall)
     widest, widest_coverage = _best(labels, coverage)
     if best == widest:
@@ -71,14 +193,23 @@ def recall_vs_coverage(board: Leaderboard, path: Path) -> Path:
     ax.set_xlabel(f"catalogue coverage@{k} (share of items recommended to anyone)")
     ax.set_ylabel(f"recall@{k} (test, mean ± std over seeds)")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    ax.margins(x=0.15, y=0.1)  # room for the labels of the outermost points
+    ax.set_xlim(ax.get_xlim())  # freeze the limits and the layout before placing labels in pixels
+    ax.set_ylim(ax.get_ylim())
+    fig.tight_layout()
+    place_labels(ax, coverage, recall, coverage_std, recall_std, labels, colors)
+    return fig
+
+
+def recall_vs_coverage(board: Leaderboard, path: Path) -> Path:
+    return _save(recall_vs_coverage_figure(board), path, layout=False)  # labels were placed for the final layout
 
 
 def metrics_bars(board: Leaderboard, path: Path) -> Path:
     """Grouped bars of recall, precision and coverage @K per model, with std-over-seeds error bars."""
     k, labels = board.k, [r.label for r in board.rows]
     names = [f"recall@{k}", f"precision@{k}", f"coverage@{k}"]
-    fig = _new_figure(len(labels))
+    fig = _new_figure(len(labels), extra_width=1.4)
     ax = fig.add_subplot()
     x, width = np.arange(len(labels)), 0.8 / len(names)
     for j, name in enumerate(names):
@@ -93,7 +224,7 @@ def metrics_bars(board: Leaderboard, path: Path) -> Path:
     ax.set_ylabel("value (0–1, higher is better)")
     ax.set_xlabel("model")
     _label_ticks(ax, labels)
-    ax.legend(fontsize=9)
+    _legend_outside(ax)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
@@ -103,23 +234,24 @@ def cold_warm(board: Leaderboard, path: Path) -> Path:
     k, labels = board.k, [r.label for r in board.rows]
     cold, cold_std = _mean_std(board, f"recall@{k}/cold")
     warm, warm_std = _mean_std(board, f"recall@{k}/warm")
-    fig = _new_figure(len(labels))
+    fig = _new_figure(len(labels), extra_width=2.2)
     ax = fig.add_subplot()
     x = np.arange(len(labels))
     threshold = f"≤ {board.cold_threshold}" if board.cold_threshold is not None else "few"
-    ax.bar(x - 0.2, cold, 0.4, yerr=cold_std, capsize=3, label=f"cold ({threshold} train interactions)")
+    ax.bar(x - 0.2, cold, 0.4, yerr=cold_std, capsize=3, label=f"cold ({threshold} train\ninteractions)")
     ax.bar(x + 0.2, warm, 0.4, yerr=warm_std, capsize=3, label="warm (the rest)")
     best_cold, value = _best(labels, cold)
     takeaway = f"{best_cold} is the best for cold users (recall@{k} {value:.3f})"
     gap = warm - cold
     if np.isfinite(gap).any():
         i = int(np.nanargmax(np.abs(gap)))
-        takeaway += f"\n{labels[i]} has the largest warm − cold gap ({gap[i]:+.3f})"
+        better = "warm" if gap[i] > 0 else "cold"
+        takeaway += f"\n{labels[i]} has the largest cold/warm gap: {better} users {abs(gap[i]):.3f} higher"
     _titles(fig, ax, takeaway, f"Recall@{k}: cold vs warm users (test)")
     ax.set_ylabel(f"recall@{k} (test, mean ± std over seeds)")
     ax.set_xlabel("model")
     _label_ticks(ax, labels)
-    ax.legend(fontsize=9)
+    _legend_outside(ax)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
