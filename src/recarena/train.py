@@ -51,7 +51,7 @@ def train(cfg: DictConfig) -> dict[str, dict[str, float]]:
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Reject bad evaluation settings before any data is read or model built."""
+    """Reject bad evaluation and resume settings before any data is read or model built."""
     ks = check_ks(cfg.eval.ks)
     metric = str(cfg.get("optimized_metric") or "")
     if metric:
@@ -61,6 +61,22 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"optimized_metric={metric!r}: expected a validation metric such as val/ndcg@10")
         if int(cut) not in ks:
             raise ConfigError(f"optimized_metric={metric!r}: K={cut} is not in eval.ks={ks}")
+    _check_resume(cfg)
+
+
+def _check_resume(cfg: DictConfig) -> None:
+    """`ckpt_path=last` needs a last checkpoint in this run's checkpoint folder (Lightning would silently start
+    over): resuming means running again in the interrupted run's folder."""
+    if cfg.get("ckpt_path") != "last":
+        return
+    checkpoint = (cfg.get("callbacks") or {}).get("model_checkpoint")
+    folder = Path(checkpoint.dirpath) if checkpoint is not None and checkpoint.get("dirpath") else None
+    if folder is None or not any(folder.glob("last*.ckpt")):
+        where = f"no last.ckpt in {folder}" if folder else "no model_checkpoint callback, so no checkpoints"
+        raise ConfigError(
+            f"ckpt_path=last: {where}; resume in the interrupted run's folder (hydra.run.dir=<that folder>) "
+            "or give its checkpoint: ckpt_path=<run folder>/checkpoints/last.ckpt"
+        )
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> str | None:

@@ -42,6 +42,30 @@ def kcore(frame: pl.DataFrame, min_user: int, min_item: int) -> pl.DataFrame:
             return frame
 
 
+def _drop_missing(frame: pl.DataFrame, origin: str) -> tuple[int, pl.DataFrame]:
+    """Drop rows with a null (or NaN) user, item or timestamp; log the count per column and the first such row."""
+    is_missing = {c: pl.col(c).is_null() for c in ("user", "item", "timestamp")}
+    for column, expr in is_missing.items():
+        if frame.schema[column].is_float():
+            is_missing[column] = expr | pl.col(column).is_nan()
+    per_column = frame.select(**{c: e.sum() for c, e in is_missing.items()}).row(0, named=True)
+    missing = pl.any_horizontal(*is_missing.values())
+    what = "a missing " + ", ".join(f"{c} ({n})" for c, n in per_column.items() if n)
+    return _log_dropped(frame, missing, origin, f"rows with {what}"), frame.filter(~missing)
+
+
+def _log_dropped(frame: pl.DataFrame, mask: pl.Expr, origin: str, what: str) -> int:
+    """Count the rows `mask` selects; if any, warn naming `origin`, `what` and the first such row (1-based)."""
+    dropped = frame.filter(mask).sort("pos")
+    if dropped.height:
+        row = dropped.row(0, named=True)
+        example = ", ".join(f"{c}={row[c]!r}" for c in ("user", "item", "timestamp"))
+        log.warning(
+            "%s: dropped %d %s (first dropped: data row %d: %s)", origin, dropped.height, what, row["pos"] + 1, example
+        )
+    return dropped.height
+
+
 def preprocess(
     interactions: pl.DataFrame,
     *,
@@ -53,18 +77,17 @@ def preprocess(
     """Apply PROTOCOL.md §1 steps 1-5 in order and log the count each step removes."""
     counts: dict[str, int] = {"raw": interactions.height}
     frame = interactions.with_row_index("pos")
-    missing = pl.col("user").is_null() | pl.col("item").is_null() | pl.col("timestamp").is_null()
-    if frame.schema["timestamp"].is_float():
-        missing = missing | pl.col("timestamp").is_nan()
-    counts["dropped_missing"] = int(frame.select(missing.sum()).item())
-    frame = frame.filter(~missing)
+    counts["dropped_missing"], frame = _drop_missing(frame, origin)
     if min_rating is not None:
         keep = pl.col("rating").is_not_null() & (pl.col("rating") >= min_rating)
         counts["dropped_below_min_rating"] = frame.height - int(frame.select(keep.sum()).item())
         frame = frame.filter(keep)
-    before = frame.height
-    frame = frame.sort(["timestamp", "pos"]).unique(["user", "item"], keep="first", maintain_order=True)
-    counts["dropped_duplicates"] = before - frame.height
+    frame = frame.sort(["timestamp", "pos"])
+    duplicate = ~pl.struct("user", "item").is_first_distinct()
+    counts["dropped_duplicates"] = _log_dropped(
+        frame, duplicate, origin, "duplicate (user, item) rows; kept the earliest"
+    )
+    frame = frame.filter(~duplicate)
     before = frame.height
     frame = kcore(frame, min_user_interactions, min_item_interactions)
     counts["dropped_kcore"] = before - frame.height

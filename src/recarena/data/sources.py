@@ -125,15 +125,19 @@ def _is_canonical_int(values: pl.Series) -> tuple[bool, pl.Series]:
 
 
 def _id_series(values: pl.Series) -> pl.Series:
-    """Ids as Int64 when every present value is an integer, else as strings (PROTOCOL.md §1, step 5)."""
+    """Ids as Int64 when every present value is an integer, else as strings (PROTOCOL.md §1, step 5).
+
+    NaN, empty and "NaN"/"nan" ids are missing (null): preprocessing drops and counts those rows."""
     if values.dtype.is_integer():
         return values.cast(pl.Int64)
     if values.dtype.is_float():
+        values = values.fill_nan(None)
         ints = values.cast(pl.Int64, strict=False)
         if ints.null_count() == values.null_count() and bool((ints.cast(pl.Float64) == values).all()):
             return ints
         return values.cast(pl.String)
     text = values.cast(pl.String).str.strip_chars().replace("", None)
+    text = text.scatter((text.str.to_lowercase() == "nan").arg_true(), None)
     ints = text.cast(pl.Int64, strict=False)
     return ints if ints.null_count() == text.null_count() else text
 
@@ -556,6 +560,9 @@ def _atomic_features(path: Path, key: str, id_dtype: pl.DataType) -> pl.DataFram
 def _read_table(path: str | Path, separator: str, what: str) -> tuple[pl.DataFrame, str]:
     """A CSV (any separator, strings) or Parquet (by suffix) table and its name for messages."""
     where = Path(path).expanduser()
+    if where.is_dir():
+        found = sorted(p.name for p in where.iterdir())[:20]
+        raise DataError(f"{what}={path}: is a folder (found {found}); expected the path of a CSV or Parquet table")
     if not where.is_file():
         raise DataError(f"{what}={path}: no such file (expected a CSV or Parquet table)")
     if where.suffix.lower() in (".parquet", ".pq"):

@@ -96,9 +96,18 @@ def global_temporal(
     part = pl.when(pl.col("ts") <= t_valid).then(TRAIN).when(pl.col("ts") <= t_test).then(VALID).otherwise(TEST)
     parted = frame.with_columns(part.cast(pl.Int8).alias("part"))
     train = parted.filter(pl.col("part") == TRAIN)
-    known = pl.col("u").is_in(train["u"].unique().implode()) & pl.col("i").is_in(train["i"].unique().implode())
-    keep = (pl.col("part") == TRAIN) | known
-    dropped = parted.height - int(parted.select(keep.sum()).item())
-    if dropped:
-        log.warning("global_temporal: dropped %d valid/test rows of users or items unseen in train", dropped)
-    return parted.filter(keep)
+    new_user = ~pl.col("u").is_in(train["u"].unique().implode())
+    new_item = ~pl.col("i").is_in(train["i"].unique().implode())
+    _log_unseen(parted.filter(new_user | new_item), parted.select(new_user.sum(), new_item.sum()).row(0))
+    return parted.filter(~(new_user | new_item))
+
+
+def _log_unseen(dropped: pl.DataFrame, counts: tuple[int, int]) -> None:
+    """Warn how many valid/test rows global_temporal drops (unseen users, unseen items) and the first such row."""
+    if dropped.height:
+        row = dropped.sort("pos").row(0, named=True)
+        log.warning(
+            "global_temporal: dropped %d valid/test rows whose user or item never occurs in train "
+            "(%d with an unseen user, %d with an unseen item; first dropped: data row %d, timestamp %s)",
+            dropped.height, *counts, row["pos"] + 1, row["ts"],
+        )  # fmt: skip

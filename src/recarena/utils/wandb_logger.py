@@ -1,12 +1,16 @@
-"""Weights & Biases logger: online when the user is logged in, otherwise offline with a `wandb sync` hint."""
+"""Weights & Biases logger: online when the user is logged in and W&B is reachable, else offline with a `wandb sync`
+hint."""
 
 from __future__ import annotations
 
 import logging
 import netrc
 import os
+import socket
+import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from hydra.core.hydra_config import HydraConfig
 from pytorch_lightning.loggers import WandbLogger
@@ -25,14 +29,33 @@ def has_wandb_credentials() -> bool:
         return False
 
 
+def wandb_reachable(timeout: float = 3.0) -> bool:
+    """True when a TCP connection to the W&B server (or to the HTTPS proxy, if one is set) opens in `timeout` s."""
+    server = urlsplit(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    proxy = urllib.request.getproxies().get(server.scheme or "https")
+    if proxy and urllib.request.proxy_bypass(server.hostname or ""):  # the host is in no_proxy
+        proxy = None
+    target = urlsplit(proxy) if proxy else server
+    port = target.port or (443 if target.scheme == "https" else 80)
+    try:
+        socket.create_connection((target.hostname or "", port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def resolve_mode(mode: str) -> str:
-    """`auto` → online with credentials (and WANDB_MODE not offline/disabled), else offline."""
+    """`auto` → online with credentials and a reachable server (and WANDB_MODE not offline/disabled), else offline."""
     if mode != "auto":
         return mode
     env = os.environ.get("WANDB_MODE", "").lower()
-    if env in ("offline", "disabled", "dryrun"):
+    if env in ("offline", "disabled", "dryrun") or not has_wandb_credentials():
         return "offline"
-    return "online" if has_wandb_credentials() else "offline"
+    if not wandb_reachable():
+        server = urlsplit(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))  # logged without user:password
+        log.warning("wandb: credentials found but the server %s is unreachable; logging offline", server.hostname)
+        return "offline"
+    return "online"
 
 
 def sweep_group() -> str | None:
@@ -72,7 +95,7 @@ def make_wandb_logger(
     )
     if resolved == "offline":
         log.info(
-            "wandb: offline run (no credentials or WANDB_MODE=offline); upload later with: wandb sync %s",
+            "wandb: offline run (no credentials, no server or WANDB_MODE=offline); upload later with: wandb sync %s",
             Path(save_dir) / "wandb" / "offline-run-*",
         )
     return logger
