@@ -79,6 +79,16 @@ def test_gpt_run_loads_its_best_checkpoint_and_reproduces_lists_and_metrics(gpt_
     assert evaluate(out)["test"] == pytest.approx(metrics, rel=1e-6)
 
 
+def test_eval_can_change_decoding_of_the_same_weights(gpt_run):
+    """`model.constrained=false` re-decodes the saved weights: non-items and known items now count as invalid."""
+    saved_test = json.loads((gpt_run / "metrics.json").read_text())["test"]
+    free = evaluate(gpt_run, model={"constrained": False})["test"]
+    assert saved_test["invalid_rate"] == 0.0 and free["invalid_rate"] > 0.0
+    assert free["recall@10"] <= saved_test["recall@10"] + 1e-12  # an emptied slot can only lose hits
+    with pytest.raises(KeyError, match="model.beam_width"):
+        evaluate(gpt_run, model={"beam_width": 3})
+
+
 def test_unknown_user_is_named(usercf_run):
     with pytest.raises(ValueError, match="user=12345 is not in the run's data"):
         recommend(usercf_run, 12345)

@@ -64,10 +64,11 @@ def _hydra_config(node: DictConfig) -> Iterator[None]:
         instance.cfg = previous
 
 
-def run_config(run_dir: str | Path, data_dir: str | None = None) -> DictConfig:
+def run_config(run_dir: str | Path, data_dir: str | None = None, model: dict | None = None) -> DictConfig:
     """The run's `.hydra/config.yaml`, resolved with its own hydra settings (output_dir = `run_dir`).
 
-    `data_dir` replaces `paths.data_dir` (where the data cache is, when not where the run's config says)."""
+    `data_dir` replaces `paths.data_dir` (where the data cache is, when not where the run's config says); `model`
+    is merged into the model config (decoding settings such as `constrained` or `num_beams`)."""
     run_dir = Path(run_dir).resolve()
     path = run_dir / ".hydra" / "config.yaml"
     if not path.exists():
@@ -81,6 +82,11 @@ def run_config(run_dir: str | Path, data_dir: str | None = None) -> DictConfig:
     if data_dir is not None:
         with open_dict(cfg):
             cfg.paths.data_dir = str(data_dir)
+    unknown = sorted(set(model or {}) - set(cfg.model))
+    if unknown:
+        raise KeyError(f"model.{unknown[0]}: the run's model config has no such key (it has {sorted(cfg.model)})")
+    if model:
+        cfg.model = OmegaConf.merge(cfg.model, model)
     with _hydra_config(node):
         return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
 
@@ -104,10 +110,10 @@ def find_checkpoint(run_dir: str | Path) -> Path | None:
     return last if last.exists() else None
 
 
-def restore_run(run_dir: str | Path, data_dir: str | None = None) -> RestoredRun:
+def restore_run(run_dir: str | Path, data_dir: str | None = None, model: dict | None = None) -> RestoredRun:
     """Rebuild the run's data (set up) and model: re-fit a fit-once model, or find the checkpoint to load."""
     run_dir = Path(run_dir).resolve()
-    cfg = run_config(run_dir, data_dir)
+    cfg = run_config(run_dir, data_dir, model)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build(cfg.data, "data")
     model = build(cfg.model, "model")
@@ -156,13 +162,14 @@ def evaluate(
     data_dir: str | None = None,
     output_dir: str | None = None,
     accelerator: str | None = None,
+    model: dict | None = None,
 ) -> dict[str, dict[str, float]]:
     """Re-evaluate a finished run on `stages` ("val", "test"); files go to `output_dir` (default: a temp folder,
-    never the run folder)."""
+    never the run folder). `model` changes decoding settings of the restored model (see `run_config`)."""
     unknown = set(stages) - {"val", "test"}
     if unknown:
         raise ValueError(f"stages={list(stages)}: expected val and/or test")
-    run = restore_run(run_dir, data_dir)
+    run = restore_run(run_dir, data_dir, model)
     with tempfile.TemporaryDirectory(prefix="recarena-eval-") as tmp:
         out = Path(output_dir) if output_dir else Path(tmp)
         evaluator = evaluator_for(run.cfg, out)
@@ -223,7 +230,8 @@ def main(cfg: DictConfig) -> None:
     """Print the re-evaluated metrics and whether they equal the run's metrics.json."""
     quiet_lightning()
     stages = [cfg.stages] if isinstance(cfg.stages, str) else list(cfg.stages)
-    results = evaluate(cfg.run_dir, stages, cfg.data_dir, cfg.output_dir, cfg.accelerator)
+    model = OmegaConf.to_container(cfg.model) if cfg.get("model") else None
+    results = evaluate(cfg.run_dir, stages, cfg.data_dir, cfg.output_dir, cfg.accelerator, model)
     if cfg.format == "json":
         print(json.dumps(results, indent=2, sort_keys=True))
     mismatch = False

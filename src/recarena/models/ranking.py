@@ -19,6 +19,12 @@ class TopK(NamedTuple):
     invalid: torch.Tensor | None = None
 
 
+def cat_topk(parts: list[TopK]) -> TopK:
+    """Stack the TopK of consecutive user chunks."""
+    invalid = None if parts[0].invalid is None else torch.cat([p.invalid for p in parts])
+    return TopK(torch.cat([p.items for p in parts]), torch.cat([p.scores for p in parts]), invalid)
+
+
 def mask_known(scores: torch.Tensor, history: sp.csr_matrix) -> torch.Tensor:
     """Set the score of every item in the user's history to -inf, in place (row b ↔ history row b)."""
     rows = np.repeat(np.arange(history.shape[0]), np.diff(history.indptr))

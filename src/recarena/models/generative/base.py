@@ -15,6 +15,7 @@ from recarena.models.generative.semantic_ids import CodebookReport, semantic_tok
 from recarena.models.ranking import TopK
 
 ITEM_IDS = ("atomic", "semantic")
+ATTENTION_BYTES = 64 * 2**20  # one decoding chunk's attention scores
 SEMANTIC_DEFAULTS = {"levels": [32, 32, 32], "source": "text", "dedup": True}
 
 
@@ -58,6 +59,18 @@ class GenerativeModule(RecModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         trainable = [p for p in self.parameters() if p.requires_grad]
         return torch.optim.AdamW(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    def user_chunks(self, n_users: int, rows_per_user: int, tokens: int) -> list[slice]:
+        """Slices of users whose (user × beam) rows keep one attention map within ATTENTION_BYTES: beam decoding
+        on all users at once allocates rows × heads × tokens² floats and thrashes memory."""
+        heads = int(self.backbone.config.num_attention_heads)
+        per_user = max(1, rows_per_user * heads * tokens * tokens * 4)
+        step = max(1, ATTENTION_BYTES // per_user)
+        return [slice(start, min(start + step, n_users)) for start in range(0, n_users, step)]
+
+    def all_valid(self, top: TopK) -> TopK:
+        """Top-K ranked over item tokens only, known items masked: nothing generated is invalid (rate 0)."""
+        return top._replace(invalid=torch.zeros(top.items.shape[0], device=top.items.device))
 
     def validated(self, tokens: torch.Tensor, scores: torch.Tensor, history: sp.csr_matrix) -> TopK:
         """Generated token ids → item slots; non-items and known items become empty (-1) and count as invalid."""

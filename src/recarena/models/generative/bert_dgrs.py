@@ -17,7 +17,7 @@ from recarena.models.generative.base import ITEM_IDS, GenerativeModule
 from recarena.models.generative.decoding import ItemConstraint
 from recarena.models.generative.item_tokens import MASK, N_SPECIAL, PAD
 from recarena.models.generative.pretrained import check_pretrained, load_pretrained
-from recarena.models.ranking import TopK, rank_scores
+from recarena.models.ranking import TopK, cat_topk, rank_scores
 
 INITS = ("random", "minilm")
 
@@ -184,15 +184,20 @@ class BERTDGRS(GenerativeModule):
             return self.fill_masks(sequences, history, k)
         logits = self.mask_logits(sequences)
         if self.hparams.constrained:
-            return rank_scores(logits[:, N_SPECIAL : N_SPECIAL + self.tokens.n_items], history, k)
+            return self.all_valid(rank_scores(logits[:, N_SPECIAL : N_SPECIAL + self.tokens.n_items], history, k))
         top = torch.topk(logits, k, dim=1)
         return self.validated(top.indices, top.values, history)
 
     def fill_masks(self, sequences: list[np.ndarray], history: sp.csr_matrix, k: int) -> TopK:
         """Multi-token ids: append one [MASK] per code and fill them left to right, keeping the `num_beams`
         best prefixes (sum of log-probabilities); the trie constraint (when on) admits only unknown items."""
-        width, n = self.tokens.width, len(sequences)
         beams = max(k, int(self.hparams.num_beams or k))
+        tokens = min(max(len(s) for s in sequences) + 1, int(self.hparams.max_len)) * self.tokens.width
+        chunks = self.user_chunks(len(sequences), beams, tokens)
+        return cat_topk([self._fill_masks(sequences[c], history[c], k, beams) for c in chunks])
+
+    def _fill_masks(self, sequences: list[np.ndarray], history: sp.csr_matrix, k: int, beams: int) -> TopK:
+        width, n = self.tokens.width, len(sequences)
         keep = int(self.hparams.max_len) - 1
         prompts = [self.tokens.codes[seq[-keep:]].reshape(-1) for seq in sequences]
         constraint = ItemConstraint(self.tokens, history, 0, beams) if self.hparams.constrained else None

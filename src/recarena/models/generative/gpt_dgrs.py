@@ -17,7 +17,7 @@ from recarena.models.generative.decoding import ItemConstraint
 from recarena.models.generative.item_tokens import BOS, N_SPECIAL, PAD, ItemTokens
 from recarena.models.generative.pretrained import check_pretrained, load_pretrained
 from recarena.models.generative.semantic_ids import item_vectors
-from recarena.models.ranking import TopK, rank_scores
+from recarena.models.ranking import TopK, cat_topk, rank_scores
 
 DECODERS = ("next_token", "beam")
 INITS = ("random", "text")
@@ -159,7 +159,7 @@ class GPTDGRS(GenerativeModule):
         if self.hparams.decode == "beam":
             return self.beam_search(history, k, sequences)
         if self.hparams.constrained:
-            return rank_scores(self.item_logits(sequences), history, k)
+            return self.all_valid(rank_scores(self.item_logits(sequences), history, k))
         return self.unconstrained_next_token(history, k, sequences)
 
     def unconstrained_next_token(self, history: sp.csr_matrix, k: int, sequences: list[np.ndarray]) -> TopK:
@@ -171,9 +171,18 @@ class GPTDGRS(GenerativeModule):
         return self.validated(top.indices, top.values, history)
 
     def beam_search(self, history: sp.csr_matrix, k: int, sequences: list[np.ndarray]) -> TopK:
-        """transformers' beam search; the item constraint (when on) keeps every beam on a real unknown item."""
-        ids, mask = self.prompts(sequences, left=True)
+        """transformers' beam search, in user chunks of bounded memory; the item constraint (when on) keeps
+        every beam on a real unknown item."""
         num_beams = max(k, int(self.hparams.num_beams or k))
+        tokens = min(max(len(s) for s in sequences), int(self.hparams.max_len)) * self.tokens.width + 1
+        parts = [
+            self._beam_search(history[chunk], k, sequences[chunk], num_beams)
+            for chunk in self.user_chunks(len(sequences), num_beams, tokens + self.tokens.width)
+        ]
+        return cat_topk(parts)
+
+    def _beam_search(self, history: sp.csr_matrix, k: int, sequences: list[np.ndarray], num_beams: int) -> TopK:
+        ids, mask = self.prompts(sequences, left=True)
         processors = LogitsProcessorList()
         if self.hparams.constrained:
             processors.append(
