@@ -36,11 +36,11 @@ GPT = (
 # -- 1. determinism --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "model",
-    ["pop", "itemcf", "usercf", "mf", "content", "gpt_dgrs"],
+    ["pop", "itemcf", "usercf", "mf", "mf_bpr", "content", "itemcf_text", "hybrid", "gpt_dgrs", "bert_dgrs"],
 )
 def test_same_seed_gives_byte_identical_recommendations(run_train, model):
     """The parquet files themselves are compared byte for byte (not only the frames)."""
-    extra = [*GPT[1:], "trainer.max_epochs=2"] if model == "gpt_dgrs" else []
+    extra = [*GPT[1:], "trainer.max_epochs=2"] if model.endswith("_dgrs") else []
     files = []
     for _ in range(2):
         _, out = run_train(f"model={model}", *SMALL, *extra, "logger=none", "seed=3")
@@ -51,7 +51,12 @@ def test_same_seed_gives_byte_identical_recommendations(run_train, model):
 
 @pytest.mark.parametrize(
     "model, extra",
-    [("gpt_dgrs", [*GPT[1:], "trainer.max_epochs=1"]), ("mf_bpr", ["model.recommender.model.iterations=10"])],
+    [
+        ("gpt_dgrs", [*GPT[1:], "trainer.max_epochs=1"]),
+        ("bert_dgrs", [*GPT[1:], "trainer.max_epochs=1"]),
+        ("mf", ["model.recommender.model.iterations=2"]),
+        ("mf_bpr", ["model.recommender.model.iterations=10"]),
+    ],
 )
 def test_different_seeds_give_different_recommendations(run_train, model, extra):
     """Data split and synthetic data are seeded by `seed` too, so the data seed is pinned via data.seed."""

@@ -38,12 +38,12 @@ def train(cfg: DictConfig) -> dict[str, dict[str, float]]:
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
         best = _best_checkpoint(trainer)
         if best:
             log.info("evaluating the best checkpoint %s", best)
-            trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
-        trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+            trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
+        trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
         log_recommendation_samples(loggers, model, datamodule.data, evaluator)  # W&B table; no-op without W&B
     finally:
         _finish_wandb(loggers)
