@@ -17,7 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recarena.evaluation.metrics import ranking_metrics
+from recarena.evaluation.metrics import beyond_per_user, ranking_metrics
 from recarena.utils.io import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,6 +189,41 @@ def test_ranking_metrics_are_bounded_and_match_the_reference(case):
     for name, value in want.items():
         assert 0.0 <= got[name] <= 1.0, (name, got[name])
         assert got[name] == pytest.approx(value, abs=1e-9), name
+
+
+def reference_beyond(lists, popularity, n_users, features, k) -> tuple[list, list, list]:
+    """novelty, ARP and ILD of each list's first k items written out literally (PROTOCOL.md §4)."""
+    novelty, arp, ild = [], [], []
+    for rec in lists:
+        items = [i for i in rec[:k] if i >= 0]
+        pops = [max(float(popularity[i]), 1.0) for i in items]
+        novelty.append(sum(-math.log2(p / n_users) for p in pops) / len(items) if items else 0.0)
+        arp.append(sum(float(popularity[i]) for i in items) / len(items) if items else 0.0)
+        pairs = [(a, b) for a in items for b in items if a != b]
+
+        def cos(a: int, b: int) -> float:
+            na, nb = np.linalg.norm(features[a]), np.linalg.norm(features[b])
+            return float(features[a] @ features[b] / (na * nb)) if na > 0 and nb > 0 else 0.0
+
+        ild.append(sum(1.0 - cos(a, b) for a, b in pairs) / len(pairs) if pairs else 0.0)
+    return novelty, arp, ild
+
+
+@settings(max_examples=30, deadline=None)
+@given(ranking_case(), st.integers(0, 10_000))
+def test_novelty_arp_and_ild_match_the_reference(case, seed):
+    lists, _, n_items, ks = case
+    rng = np.random.default_rng(seed)
+    n_users = int(rng.integers(1, 50))
+    popularity = rng.integers(0, n_users + 1, n_items)  # some items never seen in train (popularity 0)
+    features = rng.integers(0, 2, (n_items, 4)).astype(np.float64)  # genre-like 0/1 rows, some all zero
+    got = beyond_per_user(np.array(lists, dtype=np.int64), ks, popularity, n_users, features)
+    for k in ks:
+        novelty, arp, ild = reference_beyond(lists, popularity, n_users, features, k)
+        assert got[f"novelty@{k}"] == pytest.approx(novelty, abs=1e-9)
+        assert got[f"arp@{k}"] == pytest.approx(arp, abs=1e-9)
+        assert got[f"ild@{k}"] == pytest.approx(ild, abs=1e-9)
+        assert ((got[f"ild@{k}"] >= -1e-12) & (got[f"ild@{k}"] <= 1.0 + 1e-12)).all()
 
 
 # -- 6. security basics ----------------------------------------------------------------------------------
