@@ -62,10 +62,12 @@ def test_bad_ks_fails_before_any_work(run_train):
 
 
 def test_missing_data_path_is_named_and_nothing_is_written(run_train, tmp_path):
+    """The data is read before the model, trainer and logger exist: no W&B run is started for a bad path."""
     missing = tmp_path / "nowhere" / "ml"
     with pytest.raises(DataError, match="nowhere"):
-        run_train("model=pop", "data=atomic", f"data.path={missing}", "logger=none")
+        run_train("model=pop", "data=atomic", f"data.path={missing}", "logger=wandb")
     assert not list(tmp_path.rglob("metrics.json"))
+    assert not list(tmp_path.rglob("wandb"))
 
 
 def test_table_without_the_configured_user_column_is_named(run_train, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import hydra
@@ -28,6 +29,9 @@ def train(cfg: DictConfig) -> dict[str, dict[str, float]]:
     check_config(cfg)  # cheap config errors before any data is read
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build(cfg.data, "data")
+    if os.environ.get("LOCAL_RANK", "0") == "0":  # data errors before a model, logger or W&B run exists
+        datamodule.prepare_data()  # (DDP workers load theirs inside fit, after rank 0's download)
+        datamodule.setup("fit")
     model = build(cfg.model, "model")
     callbacks = build_all(cfg.get("callbacks"), "callbacks")
     evaluator = next((c for c in callbacks if isinstance(c, RecEvalCallback)), None)
