@@ -256,3 +256,22 @@ def test_api_key_never_lands_in_the_run_folder_and_checkpoints_load_weights_only
     for ckpt in ckpts:
         state = torch.load(ckpt, weights_only=True)
         assert state["state_dict"]
+
+
+# -- 7. device-agnostic generative code: bf16 autocast (the trainer=gpu precision) on CPU -----------------
+@pytest.mark.parametrize("model", ["gpt_dgrs", "bert_dgrs"])
+def test_generative_models_train_and_decode_under_bf16_mixed(run_train, model):
+    """trainer=gpu uses precision=bf16-mixed: the same code must run under autocast (here on CPU) and give
+    real metrics; beam decoding too for GPT-DGRS."""
+    extra = ["model.decode=beam"] if model == "gpt_dgrs" else []
+    results, _ = run_train(
+        f"model={model}",
+        *SMALL,
+        *GPT[1:],
+        *extra,
+        "logger=none",
+        "trainer.max_epochs=1",
+        "trainer.precision=bf16-mixed",
+    )
+    for stage in ("val", "test"):
+        assert 0.0 <= results[stage]["recall@10"] <= 1.0 and results[stage]["invalid_rate"] == 0.0
