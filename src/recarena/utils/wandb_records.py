@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ def _payloads(data: bytes):
             continue
         _, length, kind = _RECORD_HEADER.unpack_from(data, offset)
         offset += _RECORD_HEADER.size
+        if offset + length > len(data):  # a record still being written
+            return
         chunk = data[offset : offset + length]
         offset += length
         if kind == 0 and length == 0:
@@ -66,15 +69,30 @@ def _value(item) -> Any:
     return key, json.loads(item.value_json)
 
 
-def read_offline_run(path: str | Path) -> OfflineRun:
-    """Parse a `run-*.wandb` file, or the single one inside an offline-run folder."""
+def read_offline_run(path: str | Path, settle: float = 10.0) -> OfflineRun:
+    """Parse a `run-*.wandb` file, or the single one inside an offline-run folder.
+
+    W&B's service can still be writing the log when wandb.finish() has returned (a short run's file may hold only
+    its 7-byte header then), so a log without its closing `exit` record that was modified less than `settle`
+    seconds ago is read again until the record arrives or the file goes quiet; older logs (crashed runs) are
+    returned as they are."""
     path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("*.wandb"))
         if len(files) != 1:
             raise FileNotFoundError(f"{path}: expected one .wandb file, found {len(files)}")
         path = files[0]
-    run = OfflineRun(path=path)
+    deadline = time.monotonic() + settle
+    while True:
+        run, complete = _parse(path)
+        if complete or time.time() - path.stat().st_mtime > settle or time.monotonic() > deadline:
+            return run
+        time.sleep(0.05)
+
+
+def _parse(path: Path) -> tuple[OfflineRun, bool]:
+    """The run recorded in the log so far, and whether the log is complete (ends with the `exit` record)."""
+    run, complete = OfflineRun(path=path), False
     for payload in _payloads(path.read_bytes()):
         record = pb.Record()
         record.ParseFromString(payload)
@@ -92,7 +110,9 @@ def read_offline_run(path: str | Path) -> OfflineRun:
             run.history.append(dict(_value(i) for i in record.history.item))
         elif kind == "summary":
             run.summary.update(dict(_value(i) for i in record.summary.update))
-    return run
+        elif kind == "exit":
+            complete = True
+    return run, complete
 
 
 def offline_runs(root: str | Path) -> list[OfflineRun]:
