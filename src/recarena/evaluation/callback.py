@@ -53,6 +53,8 @@ class RecEvalCallback(pl_lightning.Callback):
         self._frames: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = {}
         self._buffers: dict[str, list] = {}
         self._started: dict[str, float] = {}
+        self._catalogue_of: tuple = ()  # (data, data.train, data.items) the cached catalogue was computed from
+        self._catalogue_cache: tuple[np.ndarray, np.ndarray | None] | None = None
 
     # -- Lightning hooks -------------------------------------------------------------------------------
     def setup(self, trainer: pl_lightning.Trainer, pl_module: pl_lightning.LightningModule, stage: str) -> None:
@@ -140,7 +142,8 @@ class RecEvalCallback(pl_lightning.Callback):
             raise RuntimeError(f"{stage}: top-K lists missing for {len(missing)} evaluated users, e.g. {missing[:5]}")
         truth = data.truth(stage)[users]
         per_user = M.accuracy_per_user(items, truth, self.ks)
-        per_user.update(M.beyond_per_user(items, self.ks, data.popularity(), data.n_users, data.item_genres()))
+        popularity, genres = self._catalogue(data)
+        per_user.update(M.beyond_per_user(items, self.ks, popularity, data.n_users, genres))
         summary = {name: float(values.mean()) for name, values in per_user.items()}
         for k in self.ks:
             summary[f"coverage@{k}"] = M.coverage(items, data.n_items, k)
@@ -155,6 +158,15 @@ class RecEvalCallback(pl_lightning.Callback):
                 if members.any() and name.split("@")[0] in M.ACCURACY:
                     summary[f"{name}/{label}"] = float(per_user[name][members].mean())
         return per_user, summary
+
+    def _catalogue(self, data: Interactions) -> tuple[np.ndarray, np.ndarray | None]:
+        """Train popularity and genre matrix of the items, built once per dataset: val and test share them, and
+        the genre matrix costs a Python pass over the catalogue."""
+        source = (data, data.train, data.items)
+        if self._catalogue_cache is None or any(a is not b for a, b in zip(self._catalogue_of, source, strict=True)):
+            self._catalogue_cache = (data.popularity(), data.item_genres())
+            self._catalogue_of = source
+        return self._catalogue_cache
 
     def _gathered(self, stage: Stage, pl_module) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """All ranks' lists, one row per user in ascending user order (DDP padding duplicates removed)."""

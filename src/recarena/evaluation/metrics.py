@@ -48,18 +48,20 @@ def accuracy_per_user(topk: np.ndarray, truth: sp.csr_matrix, ks: Sequence[int])
     ranks = np.arange(1, found.shape[1] + 1, dtype=np.float64)
     discount = 1.0 / np.log2(ranks + 1.0)
     ideal_cumulative = np.cumsum(discount)
+    hits_so_far = np.cumsum(found, axis=1)  # counts of 0/1 are exact in any order: column k-1 is the hits in k
+    first_hit = np.where(hits_so_far[:, -1] > 0, found.argmax(axis=1) + 1, 0)  # rank of the first hit, 0: none
     out: dict[str, np.ndarray] = {}
     for k in ks:
         h = found[:, :k]
-        n_hits = h.sum(axis=1)
+        n_hits = hits_so_far[:, k - 1]
         ideal_len = np.minimum(k, n_relevant).astype(np.int64)
         out[f"recall@{k}"] = n_hits / n_relevant
         out[f"precision@{k}"] = n_hits / k
         out[f"hit@{k}"] = (n_hits > 0).astype(np.float64)
         out[f"ndcg@{k}"] = (h * discount[:k]).sum(axis=1) / ideal_cumulative[ideal_len - 1]
-        first = np.where(n_hits > 0, h.argmax(axis=1) + 1, 0)
+        first = np.where(first_hit <= k, first_hit, 0)
         out[f"mrr@{k}"] = np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0)
-        precision_at_r = np.cumsum(h, axis=1) / ranks[:k]
+        precision_at_r = hits_so_far[:, :k] / ranks[:k]
         out[f"map@{k}"] = (precision_at_r * h).sum(axis=1) / ideal_len
     return out
 
@@ -79,44 +81,54 @@ def beyond_per_user(
     safe = np.where(valid, topk, 0)
     pop = popularity.astype(np.float64)
     self_info = -np.log2(np.maximum(pop, 1.0) / n_users)
+    width = min(max(ks), topk.shape[1])
+    info, popular = self_info[safe[:, :width]] * valid[:, :width], pop[safe[:, :width]] * valid[:, :width]
     normed = None
     if item_features is not None:
         norms = np.linalg.norm(item_features, axis=1, keepdims=True)
         normed = np.divide(item_features, norms, out=np.zeros_like(item_features, dtype=np.float64), where=norms > 0)
     ild = _intra_list_diversity(normed, safe, valid, ks) if normed is not None else {}
     out: dict[str, np.ndarray] = {}
-    for k in ks:
-        v, items = valid[:, :k], safe[:, :k]
-        count = np.maximum(v.sum(axis=1), 1)
-        out[f"novelty@{k}"] = (self_info[items] * v).sum(axis=1) / count
-        out[f"arp@{k}"] = (pop[items] * v).sum(axis=1) / count
+    for k in ks:  # gathered once at the longest K; each k sums its first columns
+        count = np.maximum(valid[:, :k].sum(axis=1), 1)
+        out[f"novelty@{k}"] = info[:, :k].sum(axis=1) / count
+        out[f"arp@{k}"] = popular[:, :k].sum(axis=1) / count
         if normed is not None:
             out[f"ild@{k}"] = ild[k]
     return out
 
 
 def _intra_list_diversity(
-    normed: np.ndarray, items: np.ndarray, valid: np.ndarray, ks: Sequence[int], chunk: int = 4096
+    normed: np.ndarray, items: np.ndarray, valid: np.ndarray, ks: Sequence[int]
 ) -> dict[int, np.ndarray]:
-    """Mean over pairs a≠b of (1 − cos(a, b)) within each list's first k items, for every k at once.
+    """Mean over pairs a≠b of (1 − cos(a, b)) within each list's first k items, for every k.
 
-    Σ_{a≠b} cos(a, b) = |Σ_a v_a|² − Σ_a |v_a|² for unit vectors v, so prefix sums over ranks give every k in
-    O(users·K·d) instead of O(users·K²·d) per k; user chunks bound memory."""
-    result = {k: np.zeros(items.shape[0]) for k in ks}
-    if items.shape[1] == 0:
+    Σ_{a≠b} cos(a, b) = |Σ_a v_a|² − Σ_a |v_a|² for unit vectors v. Each list's Σ_a v_a is a sparse (lists ×
+    items) selection times the feature matrix, added in rank order like a running sum, without materialising a
+    users × K × features array."""
+    n_lists, width = items.shape
+    result = {k: np.zeros(n_lists) for k in ks}
+    if width == 0:
         return result
-    for start in range(0, items.shape[0], chunk):
-        v = valid[start : start + chunk]
-        vecs = normed[items[start : start + chunk]] * v[:, :, None]
-        sums = np.cumsum(vecs, axis=1)
-        squares = np.cumsum(np.einsum("ukd,ukd->uk", vecs, vecs), axis=1)
-        counts = np.cumsum(v, axis=1, dtype=np.float64)
-        for k in ks:
-            last = min(k, items.shape[1]) - 1
-            total_sim = np.einsum("ud,ud->u", sums[:, last], sums[:, last]) - squares[:, last]
-            pairs = counts[:, last] * (counts[:, last] - 1)
-            result[k][start : start + chunk] = np.where(pairs > 0, (pairs - total_sim) / np.maximum(pairs, 1), 0.0)
+    squares = np.cumsum(np.einsum("id,id->i", normed, normed)[items] * valid, axis=1)
+    counts = np.cumsum(valid, axis=1, dtype=np.float64)
+    for k in ks:
+        last = min(k, width)
+        sums = _list_sums(normed, items[:, :last], valid[:, :last])
+        total_sim = np.einsum("ud,ud->u", sums, sums) - squares[:, last - 1]
+        pairs = counts[:, last - 1] * (counts[:, last - 1] - 1)
+        result[k] = np.where(pairs > 0, (pairs - total_sim) / np.maximum(pairs, 1), 0.0)
     return result
+
+
+def _list_sums(vectors: np.ndarray, items: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Σ of `vectors[item]` over each row's valid items: a CSR selection times the matrix, which scipy accumulates
+    in stored (rank) order, so the sums equal a running sum over ranks bit for bit."""
+    n_lists, width = items.shape
+    indptr = np.arange(0, n_lists * width + 1, width, dtype=np.int64)
+    weights = valid.astype(vectors.dtype).ravel()
+    selection = sp.csr_matrix((weights, items.ravel(), indptr), shape=(n_lists, vectors.shape[0]))
+    return np.asarray(selection @ vectors)
 
 
 def coverage(topk: np.ndarray, n_items: int, k: int) -> float:

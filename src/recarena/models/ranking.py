@@ -8,6 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+_FLOATS = (torch.float32, torch.float64)  # dtypes ranked as they are; others are cast to float32
+
 
 class TopK(NamedTuple):
     """Recommended item indices (users × K, best first; -1 = empty slot) and their scores.
@@ -27,62 +29,76 @@ def cat_topk(parts: list[TopK]) -> TopK:
 
 def mask_known(scores: torch.Tensor, history: sp.csr_matrix) -> torch.Tensor:
     """Set the score of every item in the user's history to -inf, in place (row b ↔ history row b)."""
-    rows = np.repeat(np.arange(history.shape[0]), np.diff(history.indptr))
-    if rows.size:
-        r = torch.from_numpy(rows).to(scores.device)
-        c = torch.from_numpy(history.indices.astype(np.int64)).to(scores.device)
-        scores[r, c] = float("-inf")
+    if not history.indices.size:
+        return scores
+    counts = np.diff(history.indptr)
+    if scores.device.type == "cpu" and scores.dtype in _FLOATS and scores.is_contiguous():
+        # numpy's put at flat positions, straight into the tensor's buffer: no index tensors to build
+        flat = np.repeat(np.arange(history.shape[0], dtype=np.int64) * scores.shape[1], counts) + history.indices
+        np.put(scores.detach().numpy(), flat, -np.inf)
+        return scores
+    rows = torch.from_numpy(np.repeat(np.arange(history.shape[0]), counts)).to(scores.device)
+    cols = torch.from_numpy(history.indices.astype(np.int64)).to(scores.device)
+    scores[rows, cols] = float("-inf")
     return scores
 
 
 def top_k(scores: torch.Tensor, k: int) -> TopK:
     """Top-k per row, highest score first, ties broken by ascending item index; -inf slots become -1.
 
-    torch.topk does not promise which of several tied items it keeps, so rows whose k-th score is shared by
-    more items than fit are filled by index explicitly (only those rows: one cheap pass finds them); cost stays
-    linear in the number of items."""
+    torch.topk does not promise which of several tied items it keeps, so it selects k+1: rows whose (k+1)-th
+    score equals the k-th (no extra pass finds them) are filled by index explicitly; cost stays linear in the
+    number of items. (numpy's argpartition, faster on many CPU batches, slows ~10x when a large block of equal
+    scores sits on one side of the cut, e.g. the zeros of sparse scores or masked -inf.)"""
     scores = torch.as_tensor(scores)
-    k = min(k, scores.shape[1])
-    if scores.dtype not in (torch.float32, torch.float64):
+    n_rows, n_items = scores.shape
+    k = min(k, n_items)
+    if scores.dtype not in _FLOATS:
         scores = scores.float()
-    values, items = torch.topk(scores, k, dim=1)
-    kth = values[:, -1:]
-    surplus = (_count_at_least(scores, kth) > k).nonzero()[:, 0]  # rows where torch.topk had to pick among ties
-    if surplus.numel():
-        items[surplus] = _fill_ties(scores[surplus], kth[surplus], k)
-    # order by score descending, then index ascending: sort indices ascending first, then a stable sort by score
-    items = torch.sort(items, dim=1).values
-    chosen = torch.gather(scores, 1, items)
-    order = torch.sort(chosen, dim=1, descending=True, stable=True).indices
-    items = torch.gather(items, 1, order)
-    chosen = torch.gather(chosen, 1, order)
+    if k in (0, n_items):  # no item or every item: nothing to choose between
+        items, chosen = _ordered(torch.arange(k, device=scores.device).expand(n_rows, k), scores)
+    else:
+        values, items = torch.topk(scores, k + 1, dim=1)  # sorted: the items above the k-th score come first
+        items, chosen = items[:, :k].contiguous(), values[:, :k].contiguous()
+        surplus = values[:, k] == values[:, k - 1]  # rows where topk had to pick among ties
+        if surplus.any():
+            rows = surplus.nonzero()[:, 0]
+            items[rows] = _fill_ties(scores[rows], items[rows], chosen[rows])
+        # scores come out descending already: only rows holding equal scores need those ordered by index
+        tied = (surplus | (chosen[:, 1:] == chosen[:, :-1]).any(dim=1)).nonzero()[:, 0]
+        if tied.numel():
+            items[tied], chosen[tied] = _ordered(items[tied], scores[tied[:, None], items[tied]])
     items = torch.where(torch.isneginf(chosen), torch.full_like(items, -1), items)
     return TopK(items=items, scores=chosen)
 
 
-def _count_at_least(scores: torch.Tensor, kth: torch.Tensor) -> torch.Tensor:
-    """How many scores of each row are >= its k-th; numpy on CPU, where torch's boolean row sums are ~5x slower."""
-    if scores.device.type != "cpu":
-        return (scores >= kth).sum(dim=1)
-    at_least = scores.detach().numpy() >= kth.detach().numpy()
-    return torch.from_numpy(np.count_nonzero(at_least, axis=1))
+def _ordered(items: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's items and their scores by score descending, then index ascending (`values` pair `items`)."""
+    items, by_index = torch.sort(items, dim=1)  # indices ascending first, then a stable sort by score
+    values = torch.gather(values, 1, by_index)
+    order = torch.sort(values, dim=1, descending=True, stable=True).indices
+    return torch.gather(items, 1, order), torch.gather(values, 1, order)
 
 
-def _fill_ties(scores: torch.Tensor, kth: torch.Tensor, k: int) -> torch.Tensor:
-    """The k items of each row: all scores above the k-th, then the lowest-index items tied with it (ascending)."""
-    above = scores > kth
-    tie_rows, tie_cols = (scores == kth).nonzero(as_tuple=True)  # row-major: columns ascending within a row
-    per_row = torch.bincount(tie_rows, minlength=scores.shape[0])
-    rank = torch.arange(len(tie_rows), device=scores.device) - (torch.cumsum(per_row, 0) - per_row)[tie_rows]
-    keep = rank < (k - above.sum(dim=1))[tie_rows]
-    above[tie_rows[keep], tie_cols[keep]] = True
-    return above.nonzero()[:, 1].view(scores.shape[0], k)
+def _fill_ties(scores: torch.Tensor, items: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """The k items of each row: all scores above the k-th, then the lowest-index items tied with it.
+
+    `items`/`values` are torch.topk's k best (scores descending, ties picked arbitrarily): the items above the
+    k-th score are a prefix of them, so only the rest of each row is replaced, by its first tied items."""
+    k = items.shape[1]
+    kth = values[:, -1:]
+    n_above = (values > kth).sum(dim=1, keepdim=True)
+    tied = scores == kth
+    first = tied & (torch.cumsum(tied, dim=1, dtype=torch.int32) <= k - n_above)  # the lowest k - n_above ties
+    filled = items.clone()
+    filled[torch.arange(k, device=items.device) >= n_above] = first.nonzero()[:, 1]  # both row-major
+    return filled
 
 
 def rank_scores(scores: torch.Tensor | np.ndarray, history: sp.csr_matrix, k: int) -> TopK:
     """Mask the history, then take the deterministic top-k: the one road from scores to a list."""
     scores = torch.as_tensor(scores)
-    if scores.dtype not in (torch.float32, torch.float64):
+    if scores.dtype not in _FLOATS:
         scores = scores.float()
     scores = torch.nan_to_num(scores, nan=float("-inf"))  # a new tensor: the caller's scores stay as they are
     return top_k(mask_known(scores, history), k)
