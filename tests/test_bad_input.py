@@ -42,6 +42,19 @@ def test_truncated_parquet_and_binary_garbage_csv_are_named(tmp_path):
         load_table(tmp_path / "log.csv", "user_id", "item_id")
 
 
+def test_unreadable_file_is_named(tmp_path, monkeypatch):
+    (tmp_path / "log.csv").write_text("user_id,item_id\n1,2\n")
+    (tmp_path / "log.csv").chmod(0)
+    if os.geteuid() == 0:  # root reads any file: make polars meet the refusal a user account would get
+
+        def refuse(source, **_):
+            raise PermissionError(13, "Permission denied", str(source))
+
+        monkeypatch.setattr(pl, "read_csv", refuse)
+    with pytest.raises(DataError, match=r"log\.csv: cannot be read \(Permission denied\)"):
+        load_table(tmp_path / "log.csv", "user_id", "item_id")
+
+
 def test_non_numeric_rating_through_train_names_file_line_and_value(run_train, tmp_path):
     (tmp_path / "r.csv").write_text("user_id,item_id,stars\n1,2,5\n1,3,five\n")
     with pytest.raises(DataError, match=r"r\.csv line 3: stars 'five' is not a number"):

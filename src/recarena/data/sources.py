@@ -85,6 +85,8 @@ def _read_delimited(
     )
     try:
         frame = pl.read_csv(source, **kwargs)
+    except OSError as err:  # permission denied, an I/O error: the file exists but cannot be opened or read
+        raise DataError(f"{origin}: cannot be read ({err.strerror or err})") from err
     except pl.exceptions.ComputeError as err:
         if "utf-8" not in str(err):
             raise _read_error(source, origin, separator, err) from err
