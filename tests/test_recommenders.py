@@ -69,7 +69,7 @@ def test_itemcf_hand_computed():
 
 
 def test_knn_rejects_bad_hyper_parameters():
-    with pytest.raises(ConfigError, match="model.k"):
+    with pytest.raises(ConfigError, match="model.recommender.k="):
         ItemKNN(k=0)
-    with pytest.raises(ConfigError, match="model.shrink"):
+    with pytest.raises(ConfigError, match="model.recommender.shrink="):
         UserKNN(shrink=-1)

@@ -83,7 +83,7 @@ def test_dataset_empty_after_filtering_is_named(run_train):
 
 
 def test_negative_neighbours_are_rejected(run_train):
-    with pytest.raises(ConfigError, match="model.k"):
+    with pytest.raises(ConfigError, match=r"model.recommender.k=-?\d+: \w+ needs at least one neighbour"):
         run_train("model=itemcf", "data=synthetic", "model.recommender.k=-3", "logger=none")
 
 

@@ -18,9 +18,9 @@ from recarena.text.item_text import Template, item_texts, user_texts
 
 def _check(k: int, shrink: float, model: str, text_weight: float = 0.0, encoder: TextEncoder | None = None) -> None:
     if int(k) < 1:
-        raise ConfigError(f"model.k={k!r}: {model} needs at least one neighbour (k >= 1)")
+        raise ConfigError(f"model.recommender.k={k!r}: {model} needs at least one neighbour (k >= 1)")
     if shrink < 0:
-        raise ConfigError(f"model.shrink={shrink!r}: must be >= 0")
+        raise ConfigError(f"model.recommender.shrink={shrink!r}: must be >= 0")
     if not 0.0 <= float(text_weight) <= 1.0:
         raise ConfigError(f"model.recommender.text_weight={text_weight!r}: must be in [0, 1]")
     if float(text_weight) > 0 and encoder is None:
