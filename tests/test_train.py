@@ -105,6 +105,18 @@ def test_multirun_sweep_writes_one_folder_per_job(tmp_path):
     assert jobs == ["0-pop", "1-pop", "2-itemcf", "3-itemcf"]
 
 
+def test_joblib_launcher_runs_jobs_in_parallel_processes_to_the_same_metrics(tmp_path):
+    """Hydra's joblib launcher (the sweeps extra) gives each job its own process; numbers equal a sequential sweep."""
+    common = ("-m", "model=pop,itemcf", "data=synthetic", f"paths.data_dir={ROOT / 'data'}", "logger=none")
+    for name, launcher in (("seq", ()), ("par", ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2"))):
+        done = _train_cli(*common, *launcher, f"hydra.sweep.dir={tmp_path / name}", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+    for job in ("0-pop", "1-itemcf"):
+        seq, par = (json.loads((tmp_path / name / job / "metrics.json").read_text()) for name in ("seq", "par"))
+        assert par["test"] == seq["test"] and par["val"] == seq["val"]
+    assert (tmp_path / "par" / "leaderboard.md").is_file()  # the report callback runs after a joblib sweep too
+
+
 def test_unknown_model_is_reported_by_hydra(tmp_path):
     done = _train_cli("model=nosuchmodel", "data=synthetic", "logger=none", cwd=tmp_path)
     assert done.returncode != 0
