@@ -22,6 +22,7 @@ from recarena.reporting.plots import MARKER, recall_vs_coverage_figure
 from recarena.utils.wandb_records import offline_runs
 
 ROOT = Path(__file__).resolve().parents[1]
+SECRET = "fake-secret-key-789"  # an API key in the environment must reach no file of the sweep or the report run
 
 
 def _cli(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess:
@@ -29,6 +30,7 @@ def _cli(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess:
         **os.environ,
         "WANDB_MODE": "offline",
         "WANDB_SILENT": "true",
+        "WANDB_API_KEY": SECRET,
         "WANDB_DIR": str(home),
         "WANDB_CACHE_DIR": str(home / "cache"),
         "WANDB_CONFIG_DIR": str(home / "config"),
@@ -95,14 +97,14 @@ def test_a_failed_job_is_listed_with_its_error_line(sweep, tmp_path):
         "[2026-01-01 10:00:00,000][recarena.data][INFO] - loading\n"
         "Traceback (most recent call last):\n"
         '  File "x.py", line 1, in <module>\n'
-        "recarena.errors.ConfigError: model.k=-3: usercf needs at least one neighbour (k >= 1)\n"
+        "recarena.errors.ConfigError: model.recommender.k=-3: usercf needs at least one neighbour (k >= 1)\n"
     )
     done = _cli("recarena.report", str(copy), "--wandb", "off", cwd=tmp_path, home=tmp_path / "wandb_home")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "## Failed jobs" in done.stdout
     markdown = (copy / "leaderboard.md").read_text()
     line = next(s for s in markdown.splitlines() if s.startswith("| 4-usercf"))
-    assert "usercf" in line and "ConfigError: model.k=-3: usercf needs at least one neighbour" in line
+    assert "usercf" in line and "ConfigError: model.recommender.k=-3: usercf needs at least one neighbour" in line
     assert "2 models, 1 failed" in markdown
     assert pl.read_csv(copy / "leaderboard.csv").height == 2  # the failed job is no leaderboard row
 
@@ -148,6 +150,9 @@ def test_wandb_report_run_and_job_runs_read_back_offline(sweep):
         assert len(samples["data"]) == 5 * 10 and all(row[5] for row in samples["data"])
         job = next(p for p in sweep.glob(f"*-{run.job_type}") if _seed_of(p) == run.config["seed"])
         assert run.summary["test/ndcg@10"] == pytest.approx(_metrics(job)["test"]["ndcg@10"], abs=1e-7)
+    written = [p for p in sweep.parent.rglob("*") if p.is_file()]  # the sweep, its report and W&B's own folders
+    assert any(p.name == "leaderboard.md" for p in written) and any(p.suffix == ".wandb" for p in written)
+    assert not [p for p in written if SECRET.encode() in p.read_bytes()]
 
 
 def _seed_of(job: Path) -> int:
