@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from functools import partial
@@ -42,17 +43,28 @@ def test_truncated_parquet_and_binary_garbage_csv_are_named(tmp_path):
         load_table(tmp_path / "log.csv", "user_id", "item_id")
 
 
-def test_unreadable_file_is_named(tmp_path, monkeypatch):
-    (tmp_path / "log.csv").write_text("user_id,item_id\n1,2\n")
-    (tmp_path / "log.csv").chmod(0)
-    if os.geteuid() == 0:  # root reads any file: make polars meet the refusal a user account would get
-
-        def refuse(source, **_):
-            raise PermissionError(13, "Permission denied", str(source))
-
-        monkeypatch.setattr(pl, "read_csv", refuse)
-    with pytest.raises(DataError, match=r"log\.csv: cannot be read \(Permission denied\)"):
-        load_table(tmp_path / "log.csv", "user_id", "item_id")
+@pytest.mark.parametrize("name", ["log.csv", "log.parquet"])
+def test_unreadable_file_is_named(tmp_path, name):
+    """A real permission refusal: as root (who reads any file) the loader runs without the capabilities that
+    bypass file permissions, as a normal account would."""
+    pl.DataFrame({"user_id": [1], "item_id": [2]}).write_csv(tmp_path / "log.csv")
+    pl.DataFrame({"user_id": [1], "item_id": [2]}).write_parquet(tmp_path / "log.parquet")
+    (tmp_path / name).chmod(0)
+    load = (
+        "from recarena.data.sources import load_table\n"
+        "from recarena.errors import DataError\n"
+        f"try: load_table({str(tmp_path / name)!r}, 'user_id', 'item_id')\n"
+        "except DataError as err: print(err)\n"
+    )
+    prefix = []
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("root without setpriv: no way to meet a permission refusal")
+        caps = "-dac_override,-dac_read_search"
+        prefix = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
+    done = subprocess.run([*prefix, sys.executable, "-c", load], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == f"{tmp_path / name}: cannot be read (Permission denied)"
 
 
 def test_non_numeric_rating_through_train_names_file_line_and_value(run_train, tmp_path):

@@ -83,10 +83,10 @@ def _read_delimited(
         row_index_name=LINE,
         row_index_offset=2 if has_header else 1,
     )
+    if isinstance(source, Path):
+        _check_readable(source, origin)
     try:
         frame = pl.read_csv(source, **kwargs)
-    except OSError as err:  # permission denied, an I/O error: the file exists but cannot be opened or read
-        raise DataError(f"{origin}: cannot be read ({err.strerror or err})") from err
     except pl.exceptions.ComputeError as err:
         if "utf-8" not in str(err):
             raise _read_error(source, origin, separator, err) from err
@@ -102,6 +102,15 @@ def _read_delimited(
     return frame.with_columns(pl.col(data_cols).str.strip_chars().replace("", None)).filter(
         ~pl.all_horizontal(pl.col(data_cols).is_null())  # blank lines are not rows
     )
+
+
+def _check_readable(path: Path, origin: str) -> None:
+    """A file that exists but cannot be opened (permission denied, an I/O error) is named with the reason."""
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as err:
+        raise DataError(f"{origin}: cannot be read ({err.strerror or err})") from err
 
 
 def _read_error(source: Path | bytes, origin: str, separator: str, err: Exception) -> DataError:
@@ -568,6 +577,7 @@ def _read_table(path: str | Path, separator: str, what: str) -> tuple[pl.DataFra
     if not where.is_file():
         raise DataError(f"{what}={path}: no such file (expected a CSV or Parquet table)")
     if where.suffix.lower() in (".parquet", ".pq"):
+        _check_readable(where, str(where))
         try:
             return pl.read_parquet(where), str(where)
         except (OSError, pl.exceptions.PolarsError) as err:
