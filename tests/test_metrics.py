@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from recarena.evaluation.metrics import coverage, gini, ranking_metrics
+from recarena.evaluation.metrics import as_truth_matrix, coverage, gini, hits, ranking_metrics
 
 
 def test_recall_precision_ndcg_hand_computed():
@@ -36,6 +36,14 @@ def test_two_users_are_averaged_and_k_cuts_the_list():
     map_u0 = (1 / 1 + 2 / 3) / 2
     map_u1 = (1 / 4) / 1
     assert m["map@4"] == pytest.approx((map_u0 + map_u1) / 2)
+
+
+def test_hits_mark_relevant_ranks_whatever_the_lookup_block():
+    topk = np.array([[3, 1, -1], [0, 2, 4], [4, 3, 2]])  # -1: an empty slot
+    truth = as_truth_matrix([{1, 3}, {4}, {0}], n_items=5)
+    expected = np.array([[True, True, False], [False, False, True], [False, False, False]])
+    for block_bytes in (1, 5, 2**24):  # one user per block, one user of 5 items per block, all at once
+        assert np.array_equal(hits(topk, truth, block_bytes=block_bytes), expected)
 
 
 def test_no_hit_gives_zero_everywhere():

@@ -41,6 +41,11 @@ class Sequences:
     def __getitem__(self, user: int) -> np.ndarray:
         return self.items[self.indptr[user] : self.indptr[user + 1]]
 
+    def rows(self, users: np.ndarray) -> list[np.ndarray]:
+        """The sequences of `users` (views, no copy); slicing by Python ints keeps an evaluation batch cheap."""
+        starts, ends = self.indptr[users].tolist(), self.indptr[np.asarray(users) + 1].tolist()
+        return [self.items[a:b] for a, b in zip(starts, ends, strict=True)]
+
     def lengths(self) -> np.ndarray:
         return np.diff(self.indptr)
 

@@ -55,7 +55,7 @@ class EvalUsers(Dataset):
         return {
             "users": torch.from_numpy(rows),
             "history": history,
-            "sequences": [self.sequences[u] for u in rows],
+            "sequences": self.sequences.rows(rows),
         }
 
 

@@ -27,13 +27,19 @@ def as_truth_matrix(truth: sp.csr_matrix | Sequence[Iterable[int]], n_items: int
     return sp.csr_matrix((data, (rows_a, cols_a)), shape=(len(cols), n_items))
 
 
-def hits(topk: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
-    """Boolean (users × K): whether the item at each rank is in the user's ground truth."""
-    valid = topk >= 0
-    rows = np.broadcast_to(np.arange(topk.shape[0])[:, None], topk.shape)
+def hits(topk: np.ndarray, truth: sp.csr_matrix, block_bytes: int = 2**24) -> np.ndarray:
+    """Boolean (users × K): whether the item at each rank is in the user's ground truth.
+
+    Rows are looked up in blocks through a dense boolean copy of the block's truth (at most `block_bytes`):
+    a gather from it is about twice as fast as scipy's per-element search of the CSR."""
+    n_users, n_items = truth.shape
     found = np.zeros(topk.shape, dtype=bool)
-    if valid.any():
-        found[valid] = np.asarray(truth[rows[valid], topk[valid]]).ravel() > 0
+    step = max(1, block_bytes // max(n_items, 1))
+    for lo in range(0, n_users, step):
+        block, lists = truth[lo : lo + step], topk[lo : lo + step]
+        dense = np.zeros(block.shape, dtype=bool)
+        dense[np.repeat(np.arange(block.shape[0]), np.diff(block.indptr)), block.indices] = block.data > 0
+        found[lo : lo + step] = np.take_along_axis(dense, np.maximum(lists, 0), axis=1) & (lists >= 0)
     return found
 
 
