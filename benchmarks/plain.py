@@ -1,27 +1,40 @@
 """A plain vectorised evaluator (numpy/scipy, no framework): score a user chunk, mask known items, top-K, metrics.
 
-The yardstick for recarena's overhead: the same arithmetic a hand-written script would do."""
+The yardstick for recarena's overhead: the arithmetic a hand-written script would do, at two workloads — the
+metrics RecEvalCallback reports (same names, same K, same slices: equal work, so the ratio is overhead) and
+recall/ndcg@10 alone (the least a script would compute)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 ScoreFn = Callable[[np.ndarray, sp.csr_matrix], np.ndarray]
+Measure = Callable[[np.ndarray, sp.csr_matrix], dict[str, float]]
 
 
 @dataclass
 class PlainResult:
-    """Top-K lists of the evaluated users, recall/ndcg@k means and the seconds spent."""
+    """Top-K lists of the evaluated users, the measured metrics and the seconds spent."""
 
     users: np.ndarray
     topk: np.ndarray
     metrics: dict[str, float]
     seconds: float
+
+
+@dataclass
+class Catalogue:
+    """What the beyond-accuracy metrics and slices need: train popularity, users, item features, cold users."""
+
+    popularity: np.ndarray
+    n_users: int
+    features: np.ndarray | None
+    cold: np.ndarray  # per evaluated user (rows of truth): train interactions <= the cold threshold
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -31,16 +44,21 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
-def recall_ndcg(topk: np.ndarray, truth: sp.csr_matrix, k: int) -> dict[str, float]:
-    """recall@k and ndcg@k averaged over users; `truth` rows align with `topk` rows (all non-empty)."""
+def hit_matrix(topk: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
+    """Boolean users × K: the item at each rank is relevant (a sorted-key search; -1 slots never hit)."""
     truth = sp.csr_matrix(truth)
     truth.sort_indices()
     n_items = truth.shape[1]
-    n_rel = np.diff(truth.indptr)
-    keys = np.repeat(np.arange(truth.shape[0], dtype=np.int64), n_rel) * n_items + truth.indices
-    asked = np.arange(topk.shape[0], dtype=np.int64)[:, None] * n_items + topk[:, :k]
+    keys = np.repeat(np.arange(truth.shape[0], dtype=np.int64), np.diff(truth.indptr)) * n_items + truth.indices
+    asked = np.arange(topk.shape[0], dtype=np.int64)[:, None] * n_items + topk
     pos = np.minimum(np.searchsorted(keys, asked), len(keys) - 1)
-    hit = (keys[pos] == asked) & (topk[:, :k] >= 0)
+    return (keys[pos] == asked) & (topk >= 0)
+
+
+def recall_ndcg(topk: np.ndarray, truth: sp.csr_matrix, k: int = 10) -> dict[str, float]:
+    """recall@k and ndcg@k averaged over users; `truth` rows align with `topk` rows (all non-empty)."""
+    hit = hit_matrix(topk[:, :k], truth)
+    n_rel = np.diff(sp.csr_matrix(truth).indptr)
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     ideal = np.cumsum(discount)[np.minimum(n_rel, k) - 1]
     return {
@@ -49,10 +67,58 @@ def recall_ndcg(topk: np.ndarray, truth: sp.csr_matrix, k: int) -> dict[str, flo
     }
 
 
+def all_metrics(topk: np.ndarray, truth: sp.csr_matrix, ks: Sequence[int], catalogue: Catalogue) -> dict[str, float]:
+    """Every number RecEvalCallback's summary holds, from the textbook formulas (PROTOCOL.md §4), per K."""
+    hit = hit_matrix(topk, truth).astype(np.float64)
+    n_rel = np.diff(sp.csr_matrix(truth).indptr)
+    valid = topk >= 0
+    safe = np.where(valid, topk, 0)
+    n_items = catalogue.popularity.shape[0]
+    self_info = -np.log2(np.maximum(catalogue.popularity, 1) / catalogue.n_users)
+    normed = None
+    if catalogue.features is not None:
+        norms = np.linalg.norm(catalogue.features, axis=1, keepdims=True)
+        normed = catalogue.features / np.where(norms > 0, norms, 1.0)
+    per_user: dict[str, np.ndarray] = {}
+    summary: dict[str, float] = {}
+    for k in ks:
+        h, v, idx = hit[:, :k], valid[:, :k], safe[:, :k]
+        n_hits, ideal_len, shown = h.sum(axis=1), np.minimum(n_rel, k), np.maximum(v.sum(axis=1), 1)
+        discount = 1.0 / np.log2(np.arange(2, k + 2))
+        first = np.where(n_hits > 0, h.argmax(axis=1) + 1, 0)
+        per_user[f"recall@{k}"] = n_hits / n_rel
+        per_user[f"precision@{k}"] = n_hits / k
+        per_user[f"hit@{k}"] = (n_hits > 0).astype(np.float64)
+        per_user[f"ndcg@{k}"] = (h * discount).sum(axis=1) / np.cumsum(discount)[ideal_len - 1]
+        per_user[f"mrr@{k}"] = np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0)
+        per_user[f"map@{k}"] = (np.cumsum(h, axis=1) / np.arange(1, k + 1) * h).sum(axis=1) / ideal_len
+        per_user[f"novelty@{k}"] = (self_info[idx] * v).sum(axis=1) / shown
+        per_user[f"arp@{k}"] = (catalogue.popularity[idx] * v).sum(axis=1) / shown
+        if normed is not None:
+            vectors = normed[idx] * v[..., None]  # users × k × features; Σ_a≠b cos = |Σ_a v_a|² − Σ_a |v_a|²
+            total = vectors.sum(axis=1)
+            similarity = (total * total).sum(axis=1) - (vectors * vectors).sum(axis=(1, 2))
+            pairs = v.sum(axis=1) * (v.sum(axis=1) - 1)
+            per_user[f"ild@{k}"] = np.where(pairs > 0, (pairs - similarity) / np.maximum(pairs, 1), 0.0)
+        counts = np.bincount(topk[:, :k][v], minlength=n_items)
+        summary[f"coverage@{k}"] = np.count_nonzero(counts) / n_items
+        ascending = np.sort(counts).astype(np.float64)
+        j = np.arange(1, n_items + 1)
+        summary[f"gini@{k}"] = ((2 * j - n_items - 1) * ascending).sum() / (n_items * max(ascending.sum(), 1.0))
+    summary.update({name: float(values.mean()) for name, values in per_user.items()})
+    for label, members in (("cold", catalogue.cold), ("warm", ~catalogue.cold)):
+        summary[f"users/{label}"] = float(members.sum())
+        if members.any():
+            for name, values in per_user.items():
+                if name.split("@")[0] in ("recall", "precision", "hit", "ndcg", "mrr", "map"):
+                    summary[f"{name}/{label}"] = float(values[members].mean())
+    return summary
+
+
 def evaluate(
-    score: ScoreFn, users: np.ndarray, known: sp.csr_matrix, truth: sp.csr_matrix, chunk: int, k: int = 20
+    score: ScoreFn, users: np.ndarray, known: sp.csr_matrix, truth: sp.csr_matrix, chunk: int, k: int, measure: Measure
 ) -> PlainResult:
-    """Full ranking of `users` in chunks of `chunk` users: score, known items to -inf, top-k; recall/ndcg@10.
+    """Full ranking of `users` in chunks of `chunk` users: score, known items to -inf, top-k; then `measure`.
 
     `score` must return a new array (it is masked in place, as a hand-written script would)."""
     start = time.perf_counter()
@@ -64,12 +130,5 @@ def evaluate(
         scores[np.repeat(np.arange(len(rows)), np.diff(history.indptr)), history.indices] = -np.inf
         lists.append(top_k(scores, k))
     topk = np.concatenate(lists) if lists else np.zeros((0, k), np.int64)
-    metrics = recall_ndcg(topk, truth[users], 10)
+    metrics = measure(topk, truth[users])
     return PlainResult(users, topk, metrics, time.perf_counter() - start)
-
-
-def timed_metrics(topk: np.ndarray, truth: sp.csr_matrix) -> tuple[dict[str, float], float]:
-    """recall/ndcg@10 of given lists and the seconds it took (the metric-only yardstick)."""
-    start = time.perf_counter()
-    out = recall_ndcg(topk, truth, 10)
-    return out, time.perf_counter() - start

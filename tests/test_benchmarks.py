@@ -1,0 +1,23 @@
+"""The benchmark's plain evaluator (an independent, textbook implementation of PROTOCOL.md §4) and RecEvalCallback
+must report the same numbers on the same lists: the evaluation-overhead ratio compares equal work, and two
+implementations agreeing is a check of both."""
+
+import pytest
+from benchmarks import plain, worker
+from benchmarks.probe import LAST
+
+
+@pytest.mark.parametrize("model", ["pop", "mf"])
+def test_plain_evaluator_reports_the_callbacks_numbers(run_train, model):
+    results, _ = run_train(
+        f"model={model}", "data=synthetic", "logger=none", "+callbacks.probe._target_=benchmarks.probe.Probe"
+    )
+    data, evaluator, module = LAST["datamodule"].data, LAST["evaluator"], LAST["module"]
+    assert data.item_genres() is not None  # synthetic items have genres: intra-list diversity is compared too
+    for stage in ("val", "test"):
+        users, items, _, _ = evaluator._gathered(stage, module)
+        expected = plain.all_metrics(items, data.truth(stage)[users], evaluator.ks, worker.catalogue(stage))
+        assert results[stage].keys() == expected.keys()
+        assert results[stage] == pytest.approx(expected, rel=0, abs=1e-12)
+        minimal = plain.recall_ndcg(items, data.truth(stage)[users], 10)
+        assert minimal == pytest.approx({n: results[stage][n] for n in minimal}, rel=0, abs=1e-12)
