@@ -15,6 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import recarena  # noqa: F401  (before torch, as in `python -m recarena.train`: it sets OpenMP's wait policy)
+
+# isort: split
 import numpy as np
 import torch
 
