@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 
 from recarena.models.recommenders.knn import ItemKNN, UserKNN
 from recarena.models.recommenders.similarity import BLOCK_CELL_BYTES, cosine_topk
@@ -43,8 +44,14 @@ def test_similarity_blocks_sized_by_the_byte_budget_give_the_same_neighbours():
     left = sp.random(57, 40, density=0.2, format="csr", random_state=1, data_rvs=lambda n: rng.integers(1, 3, n))
     right = sp.random(90, 40, density=0.2, format="csr", random_state=2, data_rvs=lambda n: rng.integers(1, 3, n))
     default = cosine_topk(left, right, 7, shrink=1.0)
-    for budget in (1, BLOCK_CELL_BYTES * 90 * 5):  # one row per block, then five
-        small = cosine_topk(left, right, 7, shrink=1.0, max_block_bytes=budget)
-        assert np.array_equal(small.indptr, default.indptr)
-        assert np.array_equal(small.indices, default.indices)
-        assert np.array_equal(small.data, default.data)
+    threads = torch.get_num_threads()
+    try:
+        for workers in (1, 2):  # blocks computed one after the other, then on two threads at once
+            torch.set_num_threads(workers)
+            for budget in (1, BLOCK_CELL_BYTES * 90 * 5):  # one row per block, then five (per worker)
+                small = cosine_topk(left, right, 7, shrink=1.0, max_block_bytes=budget)
+                assert np.array_equal(small.indptr, default.indptr)
+                assert np.array_equal(small.indices, default.indices)
+                assert np.array_equal(small.data, default.data)
+    finally:
+        torch.set_num_threads(threads)

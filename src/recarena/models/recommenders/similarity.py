@@ -5,6 +5,8 @@ top-k selection, so α = 0 is plain CF and α = 1 pure semantic neighbours."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -38,17 +40,21 @@ def cosine_topk(
     (text vectors: one row per row of `left` / `right`, dense or sparse).
 
     Rows are processed `block_rows` at a time, fewer when a block's dense (rows × len(right)) work would exceed
-    `max_block_bytes` (UserKNN scores against every train user, so a block there is rows × n_users)."""
+    `max_block_bytes` (UserKNN scores against every train user, so a block there is rows × n_users). Blocks run on
+    torch.get_num_threads() threads, each within its share of `max_block_bytes`."""
     alpha = float(text_weight)
     left, right = sp.csr_matrix(left, dtype=np.float32), sp.csr_matrix(right, dtype=np.float32)
     left_norm, right_norm = row_norms(left), row_norms(right)
     right_t = right.T.tocsr()  # converted once: scipy turns a CSC operand into CSR on every product
-    block_rows = max(1, min(block_rows, max_block_bytes // (BLOCK_CELL_BYTES * max(1, right.shape[0]))))
+    workers = max(1, torch.get_num_threads())  # blocks run concurrently: each gets its share of the byte budget
+    per_block = max_block_bytes // (workers * BLOCK_CELL_BYTES * max(1, right.shape[0]))
+    block_rows = max(1, min(block_rows, per_block, -(-left.shape[0] // workers)))  # ≥ one block for each worker
     if alpha > 0:
         text_left, text_right_t = _text_operands(text_left, text_right, left.shape[0], right.shape[0])
     k = max(0, min(k, right.shape[0]))
-    data, indices, counts = [], [], []
-    for start in range(0, left.shape[0], block_rows):
+
+    def block(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Values, columns and per-row counts of the kept similarities of rows start … start + block_rows."""
         stop = min(start + block_rows, left.shape[0])
         if alpha < 1:
             dots = (left[start:stop] @ right_t).toarray()
@@ -63,16 +69,21 @@ def cosine_topk(
         cols = _topk_columns(sims, k)
         vals = np.take_along_axis(sims, cols, axis=1)
         keep = vals > 0
-        data.append(vals[keep])
-        indices.append(cols[keep])
-        counts.append(keep.sum(axis=1))
+        return vals[keep], cols[keep], keep.sum(axis=1)
+
+    starts = range(0, left.shape[0], block_rows)
+    if workers > 1 and len(starts) > 1:  # scipy's sparse product and torch.topk release the GIL
+        with ThreadPoolExecutor(min(workers, len(starts))) as pool:
+            parts = list(pool.map(block, starts))  # in block order: the result does not depend on the threads
+    else:
+        parts = [block(start) for start in starts]
     indptr = np.zeros(left.shape[0] + 1, dtype=np.int64)
-    if counts:
-        np.cumsum(np.concatenate(counts), out=indptr[1:])
+    if parts:
+        np.cumsum(np.concatenate([p[2] for p in parts]), out=indptr[1:])
     return sp.csr_matrix(
         (
-            np.concatenate(data) if data else np.zeros(0, np.float32),
-            np.concatenate(indices) if indices else np.zeros(0, np.int32),
+            np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.float32),
+            np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int32),
             indptr,
         ),
         shape=(left.shape[0], right.shape[0]),
