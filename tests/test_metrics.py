@@ -111,6 +111,15 @@ def test_novelty_arp_and_ild_hand_computed():
     assert m3["novelty@3"] == pytest.approx((0 - math.log2(1 / 8) - math.log2(1 / 8)) / 3)
 
 
+def test_ild_keeps_double_precision_with_float32_genre_flags():
+    """Genre flags arrive as float32; norms like sqrt(3) must still be taken in float64 (found ~1e-8 off before)."""
+    features = np.array([[1, 1, 0], [1, 1, 1]], dtype=np.float32)
+    m = ranking_metrics(
+        np.array([[0, 1]]), [{0}], n_items=2, k=2, popularity=np.array([1, 1]), n_users=2, item_features=features
+    )
+    assert m["ild@2"] == pytest.approx(1 - 2 / (math.sqrt(2) * math.sqrt(3)), rel=0, abs=1e-15)
+
+
 def test_empty_ground_truth_is_rejected():
     with pytest.raises(ValueError, match="non-empty"):
         ranking_metrics(np.array([[0]]), [set()], n_items=2, k=1)

@@ -91,8 +91,9 @@ def beyond_per_user(
     info, popular = self_info[safe[:, :width]] * valid[:, :width], pop[safe[:, :width]] * valid[:, :width]
     normed = None
     if item_features is not None:
-        norms = np.linalg.norm(item_features, axis=1, keepdims=True)
-        normed = np.divide(item_features, norms, out=np.zeros_like(item_features, dtype=np.float64), where=norms > 0)
+        features = np.asarray(item_features, dtype=np.float64)  # float32 flags would round the norms (1e-8)
+        norms = np.linalg.norm(features, axis=1, keepdims=True)
+        normed = np.divide(features, norms, out=np.zeros_like(features), where=norms > 0)
     ild = _intra_list_diversity(normed, safe, valid, ks) if normed is not None else {}
     out: dict[str, np.ndarray] = {}
     for k in ks:  # gathered once at the longest K; each k sums its first columns
