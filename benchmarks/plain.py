@@ -77,8 +77,9 @@ def all_metrics(topk: np.ndarray, truth: sp.csr_matrix, ks: Sequence[int], catal
     self_info = -np.log2(np.maximum(catalogue.popularity, 1) / catalogue.n_users)
     normed = None
     if catalogue.features is not None:
-        norms = np.linalg.norm(catalogue.features, axis=1, keepdims=True)
-        normed = catalogue.features / np.where(norms > 0, norms, 1.0)
+        features = np.asarray(catalogue.features, dtype=np.float64)  # genre flags may come as float32
+        norms = np.linalg.norm(features, axis=1, keepdims=True)
+        normed = features / np.where(norms > 0, norms, 1.0)
     per_user: dict[str, np.ndarray] = {}
     summary: dict[str, float] = {}
     for k in ks:

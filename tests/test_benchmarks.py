@@ -7,13 +7,16 @@ from benchmarks import plain, worker
 from benchmarks.probe import LAST
 
 
-@pytest.mark.parametrize("model", ["pop", "mf"])
-def test_plain_evaluator_reports_the_callbacks_numbers(run_train, model):
+@pytest.mark.parametrize(
+    ("model", "source"),
+    [("pop", "synthetic"), ("mf", "synthetic"), ("itemcf", "ml100k")],  # ml100k: items of up to 6 genres
+)
+def test_plain_evaluator_reports_the_callbacks_numbers(run_train, model, source):
     results, _ = run_train(
-        f"model={model}", "data=synthetic", "logger=none", "+callbacks.probe._target_=benchmarks.probe.Probe"
+        f"model={model}", f"data={source}", "logger=none", "+callbacks.probe._target_=benchmarks.probe.Probe"
     )
     data, evaluator, module = LAST["datamodule"].data, LAST["evaluator"], LAST["module"]
-    assert data.item_genres() is not None  # synthetic items have genres: intra-list diversity is compared too
+    assert data.item_genres() is not None  # both sources have genres: intra-list diversity is compared too
     for stage in ("val", "test"):
         users, items, _, _ = evaluator._gathered(stage, module)
         expected = plain.all_metrics(items, data.truth(stage)[users], evaluator.ks, worker.catalogue(stage))
