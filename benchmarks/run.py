@@ -1,4 +1,4 @@
-"""`python -m benchmarks.run --scale ml100k|ml1m|ml20m [--models pop,itemcf,usercf,mf] [--threads 1,2]`
+"""`python -m benchmarks.run --scale ml100k|ml1m|ml20m [--models pop,itemcf,usercf,mf] [--threads 1,2] [--repeats 5]`
 
 Runs each (model, threads) in a fresh process (benchmarks.worker) so peak RSS is per model, prints markdown
 tables and writes them (plus a CSV of every field) to outputs/benchmarks/<scale>-<time>.{md,csv}."""
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "outputs" / "benchmarks"
 
 
-def run_one(scale: str, model: str, threads: int, compare: bool, timeout: float) -> dict[str, Any]:
+def run_one(scale: str, model: str, threads: int, compare: bool, timeout: float, repeats: int = 5) -> dict[str, Any]:
     """One worker process with `threads` torch/BLAS/OpenMP threads; a failed or timed-out run still yields a row."""
     stem = f"{scale}-{model}-t{threads}"
     out, run_dir = OUT / "rows" / f"{stem}.json", OUT / "runs" / stem
@@ -31,7 +31,8 @@ def run_one(scale: str, model: str, threads: int, compare: bool, timeout: float)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
            "MKL_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore"}  # fmt: skip
     cmd = [sys.executable, "-m", "benchmarks.worker", "--scale", scale, "--model", model, "--threads", str(threads),
-           "--out", str(out), "--run-dir", str(run_dir), *([] if compare else ["--no-compare"])]  # fmt: skip
+           "--out", str(out), "--run-dir", str(run_dir), "--repeats", str(repeats),
+           *([] if compare else ["--no-compare"])]  # fmt: skip
     start = time.perf_counter()
     try:
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
@@ -51,7 +52,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2")
     parser.add_argument("--no-compare", action="store_true", help="skip the implicit-direct and plain yardsticks")
     parser.add_argument("--timeout", type=float, default=25 * 60, help="seconds before a run is given up")
+    parser.add_argument("--repeats", type=int, default=5, help="evaluations timed for (b); the median is shown")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: time at least one evaluation")
     models = [m for m in args.models.split(",") if m]
     threads = [int(t) for t in args.threads.split(",") if t]
     load = os.getloadavg()
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rows = []
     for model in models:
         for n in threads:
-            row = run_one(args.scale, model, n, not args.no_compare, args.timeout)
+            row = run_one(args.scale, model, n, not args.no_compare, args.timeout, args.repeats)
             rows.append(row)
             print(f"{model} threads={n}: {row.get('status')} e2e={row.get('e2e_s', float('nan')):.1f}s", flush=True)
     text = markdown(rows, header)

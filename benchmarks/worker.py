@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-compare", action="store_true", help="skip the plain/implicit yardsticks")
     parser.add_argument("--repeats", type=int, default=5, help="timings of the evaluation comparison (median)")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: time at least one evaluation")
     torch.set_num_threads(args.threads)
     row, cfg = run_recarena(args.scale, args.model, args.threads, args.run_dir)
     if not args.no_compare:
