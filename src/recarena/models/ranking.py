@@ -67,7 +67,7 @@ def top_k(scores: torch.Tensor, k: int) -> TopK:
         # scores come out descending already: only rows holding equal scores need those ordered by index
         tied = (surplus | (chosen[:, 1:] == chosen[:, :-1]).any(dim=1)).nonzero()[:, 0]
         if tied.numel():
-            items[tied], chosen[tied] = _ordered(items[tied], scores[tied[:, None], items[tied]])
+            items[tied], chosen[tied] = _ordered(items[tied], chosen[tied])  # filled ties all score the k-th
     items = torch.where(torch.isneginf(chosen), torch.full_like(items, -1), items)
     return TopK(items=items, scores=chosen)
 
@@ -84,14 +84,18 @@ def _fill_ties(scores: torch.Tensor, items: torch.Tensor, values: torch.Tensor) 
     """The k items of each row: all scores above the k-th, then the lowest-index items tied with it.
 
     `items`/`values` are torch.topk's k best (scores descending, ties picked arbitrarily): the items above the
-    k-th score are a prefix of them, so only the rest of each row is replaced, by its first tied items."""
+    k-th score are a prefix of them, so only the rest of each row is replaced, by its first tied items (`nonzero`
+    lists each row's ties in ascending index, rows one after the other)."""
     k = items.shape[1]
     kth = values[:, -1:]
     n_above = (values > kth).sum(dim=1, keepdim=True)
-    tied = scores == kth
-    first = tied & (torch.cumsum(tied, dim=1, dtype=torch.int32) <= k - n_above)  # the lowest k - n_above ties
+    ties = (scores == kth).nonzero()  # (row, item); every row has at least k - n_above + 1 of them
+    counts = torch.bincount(ties[:, 0], minlength=scores.shape[0])
+    first = torch.cumsum(counts, dim=0) - counts  # where each row's ties start in `ties`
+    slot = torch.arange(k, device=items.device)
+    replaced = slot >= n_above
     filled = items.clone()
-    filled[torch.arange(k, device=items.device) >= n_above] = first.nonzero()[:, 1]  # both row-major
+    filled[replaced] = ties[(first[:, None] + slot - n_above)[replaced], 1]
     return filled
 
 
