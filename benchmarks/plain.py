@@ -1,8 +1,9 @@
 """A plain vectorised evaluator (numpy/scipy, no framework): score a user chunk, mask known items, top-K, metrics.
 
-The yardstick for recarena's overhead: the arithmetic a hand-written script would do, at two workloads — the
-metrics RecEvalCallback reports (same names, same K, same slices: equal work, so the ratio is overhead) and
-recall/ndcg@10 alone (the least a script would compute)."""
+The yardstick for recarena's overhead: the arithmetic a hand-written script following PROTOCOL.md would do (ties
+to the lower item index, so its lists equal recarena's), at two workloads — the metrics RecEvalCallback reports
+(same names, same K, same slices: equal work, so the ratio is overhead) and recall/ndcg@10 alone (the least a
+script would compute)."""
 
 from __future__ import annotations
 
@@ -38,10 +39,28 @@ class Catalogue:
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of each row's k highest scores, best first (argpartition, then sort the k)."""
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    """Each row's k highest scores, best first, ties to the lower item index (PROTOCOL.md §3); -1 where the score
+    is -inf. argpartition picks k + 1 candidates; only rows tied at the cut are redone over the whole row."""
+    n_rows, n_items = scores.shape
+    k = min(k, n_items)
+    if k == n_items:
+        picked = np.broadcast_to(np.arange(n_items), scores.shape)
+    else:
+        picked = np.argpartition(-scores, k, axis=1)[:, : k + 1]
+    values = np.take_along_axis(scores, picked, axis=1)
+    order = np.lexsort((picked, -values), axis=1)
+    picked, values = np.take_along_axis(picked, order, axis=1), np.take_along_axis(values, order, axis=1)
+    lists = picked[:, :k].copy()
+    if k < n_items:
+        cut = np.flatnonzero(values[:, k] == values[:, k - 1])  # the candidates may have missed lower-index ties
+        if cut.size:
+            rows, kth = scores[cut], values[cut, k - 1 : k]
+            above, tied = rows > kth, rows == kth
+            take = above | (tied & (np.cumsum(tied, axis=1) <= k - above.sum(axis=1, keepdims=True)))
+            cols = np.nonzero(take)[1].reshape(cut.size, k)
+            chosen = np.take_along_axis(rows, cols, axis=1)
+            lists[cut] = np.take_along_axis(cols, np.lexsort((cols, -chosen), axis=1), axis=1)
+    return np.where(np.isneginf(np.take_along_axis(scores, lists, axis=1)), -1, lists)
 
 
 def hit_matrix(topk: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:

@@ -26,7 +26,7 @@ EVALUATION = [
     ("plain_eval_s", "plain s (same metrics)"), ("eval_x", "eval ×"),
     ("plain_minimal_eval_s", "plain s (recall/ndcg@10)"), ("eval_minimal_x", "eval × (recall/ndcg@10)"),
     ("metrics_s", "callback metrics s"), ("plain_metrics_s", "plain metrics s (same)"), ("metrics_x", "metrics ×"),
-    ("metrics_max_abs_diff", "max |Δ| metrics"),
+    ("same_lists", "same top-K lists"), ("metrics_max_abs_diff", "max |Δ| metrics"),
 ]  # fmt: skip
 
 

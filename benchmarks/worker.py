@@ -144,7 +144,18 @@ def eval_overhead(row: dict[str, Any], repeats: int) -> None:
     same = statistics.median(plain_seconds(score, None) for _ in range(repeats))
     minimal = statistics.median(plain_seconds(score, plain.recall_ndcg) for _ in range(repeats))
     row.update(eval_median_s=ours, plain_eval_s=same, eval_x=ours / same, plain_minimal_eval_s=minimal,
-               eval_minimal_x=ours / minimal, repeats=repeats)  # fmt: skip
+               eval_minimal_x=ours / minimal, repeats=repeats, same_lists=same_lists(score))  # fmt: skip
+
+
+def same_lists(score: plain.ScoreFn) -> bool:
+    """Whether the plain evaluator ranked every evaluated user exactly as recarena did (val and test)."""
+    evaluator, module = LAST["evaluator"], LAST["module"]
+    for stage in ("val", "test"):
+        result = plain_stage(score, stage, plain.recall_ndcg)[0]
+        users, items, _, _ = evaluator._gathered(stage, module)
+        if not (np.array_equal(result.users, users) and np.array_equal(result.topk, items)):
+            return False
+    return True
 
 
 def direct(row: dict[str, Any], cfg, threads: int) -> None:

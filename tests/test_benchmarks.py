@@ -2,9 +2,13 @@
 must report the same numbers on the same lists: the evaluation-overhead ratio compares equal work, and two
 implementations agreeing is a check of both."""
 
+import numpy as np
 import pytest
+import torch
 from benchmarks import plain, worker
 from benchmarks.probe import LAST
+
+from recarena.models.ranking import top_k
 
 
 @pytest.mark.parametrize(
@@ -24,3 +28,15 @@ def test_plain_evaluator_reports_the_callbacks_numbers(run_train, model, source)
         assert results[stage] == pytest.approx(expected, rel=0, abs=1e-12)
         minimal = plain.recall_ndcg(items, data.truth(stage)[users], 10)
         assert minimal == pytest.approx({n: results[stage][n] for n in minimal}, rel=0, abs=1e-12)
+        ranked, _ = worker.plain_stage(module.recommender.score, stage, plain.recall_ndcg)
+        assert np.array_equal(ranked.users, users) and np.array_equal(ranked.topk, items)  # the very same lists
+
+
+def test_plain_top_k_breaks_ties_by_item_index_like_recarena():
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        scores = rng.integers(0, 3, size=(int(rng.integers(1, 20)), int(rng.integers(1, 40)))).astype(np.float32)
+        scores[rng.random(scores.shape) < 0.3] = -np.inf  # known items, masked
+        k = int(rng.integers(1, scores.shape[1] + 1))
+        expected = top_k(torch.from_numpy(scores.copy()), k).items.numpy()
+        assert np.array_equal(plain.top_k(scores, k), expected), trial
