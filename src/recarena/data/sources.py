@@ -7,15 +7,9 @@ Every error is a `DataError` whose message names the file, the column and, where
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import logging
 import math
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,18 +19,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from recarena.data.fetch import Wheel, fetch_members
 from recarena.errors import DataError
 
 log = logging.getLogger(__name__)
 
 ID_COLUMNS = ("user", "item", "rating", "timestamp")
 
-ML100K_WHEEL = "recbole-1.2.1-py3-none-any.whl"
-ML100K_WHEEL_SHA256 = "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407"
-ML100K_MEMBERS = {
-    f"ml-100k.{ext}": f"recbole/dataset_example/ml-100k/ml-100k.{ext}" for ext in ("inter", "item", "user")
-}
-MANIFEST = "SHA256SUMS"
 GROUPLENS_FILES = ("u.data", "u.item", "u.user")
 ML100K_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
@@ -46,6 +35,14 @@ MANUAL_HINT = (
     "Supply the data by hand instead: data.path=/path/to/ml-100k.zip (the GroupLens zip from "
     "https://grouplens.org/datasets/movielens/100k/) or data.path=/path/to/ml-100k (a folder with "
     "u.data/u.item/u.user or ml-100k.inter/.item/.user)."
+)
+ML100K = Wheel(
+    requirement="recbole==1.2.1",
+    filename="recbole-1.2.1-py3-none-any.whl",
+    sha256="9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407",
+    members={f"ml-100k.{ext}": f"recbole/dataset_example/ml-100k/ml-100k.{ext}" for ext in ("inter", "item", "user")},
+    what="MovieLens-100k (recbole==1.2.1 wheel, 2.1 MB)",
+    manual_hint=MANUAL_HINT,
 )
 LINE = "__line__"  # row-index column added while reading, so casting errors can name the file line
 GENRE_COLUMNS = ("genres", "genre", "class")
@@ -257,130 +254,12 @@ def _infer_text_column(values: pl.Series) -> pl.Series:
 # --------------------------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _cache_problem(folder: Path) -> str | None:
-    """Why the extracted ml-100k cache cannot be trusted (None when all three files match the manifest)."""
-    manifest = folder / MANIFEST
-    if not manifest.is_file():
-        return f"missing its {MANIFEST} manifest"
-    lines = [line.split(None, 1) for line in manifest.read_text().splitlines() if line.strip()]
-    expected = {name.strip(): digest for digest, name in lines}
-    for name in ML100K_MEMBERS:
-        if name not in expected:
-            return f"{MANIFEST} does not list {name}"
-        if not (folder / name).is_file():
-            return f"{name} is missing"
-        if _sha256(folder / name) != expected[name]:
-            return f"{name} does not match its sha256 (corrupted or partial)"
-    return None
-
-
-def _cached_wheel(data_dir: Path) -> Path | None:
-    """The downloaded recbole wheel if present with the right hash; a wrong one is reported and deleted."""
-    wheel = data_dir / "downloads" / ML100K_WHEEL
-    if not wheel.is_file():
-        return None
-    if _sha256(wheel) == ML100K_WHEEL_SHA256:
-        return wheel
-    print(f"recarena: cached {wheel} has the wrong sha256; deleting it and downloading again", flush=True)
-    wheel.unlink()
-    return None
-
-
-def _download_wheel(data_dir: Path) -> Path:
-    """`pip download` the recbole wheel (honouring the user's pip config), verify it, keep it in downloads/"""
-    print(
-        f"recarena: fetching MovieLens-100k (recbole==1.2.1 wheel, 2.1 MB) from PyPI into {data_dir}/ ...",
-        flush=True,
-    )
-    with tempfile.TemporaryDirectory(prefix="recarena-pip-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:none:"]
-        cmd += ["--only-binary=:all:", "recbole==1.2.1", "-d", tmp]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        got = Path(tmp) / ML100K_WHEEL
-        if proc.returncode != 0 or not got.is_file():
-            lines = [line for line in (proc.stderr or proc.stdout or "").splitlines() if line.strip()]
-            reason = lines[-1].strip() if lines else f"pip exited with status {proc.returncode}"
-            failed = f"pip download recbole==1.2.1 failed ({reason})"
-            raise DataError(f"could not download MovieLens-100k: {failed}. {MANUAL_HINT}")
-        digest = _sha256(got)
-        if digest != ML100K_WHEEL_SHA256:
-            raise DataError(
-                f"downloaded {ML100K_WHEEL} has sha256 {digest}, expected {ML100K_WHEEL_SHA256}; "
-                f"not using it. {MANUAL_HINT}"
-            )
-        return _atomic_copy(got, data_dir / "downloads" / ML100K_WHEEL)
-
-
-def _umask_mode(mode: int) -> int:
-    """`mode` less the process umask: temp files/folders are private, their final versions should not be."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mode & ~mask
-
-
-def _atomic_copy(source: Path, target: Path) -> Path:
-    """Copy a file so that `target` is either absent or complete (temp file in its folder + os.replace)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out)
-        os.chmod(tmp, _umask_mode(0o666))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
-
-
-def _extract_ml100k(wheel: Path, target: Path) -> None:
-    """Extract the three atomic files and a SHA256SUMS manifest into a temp folder, then move it in place."""
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            sums = []
-            for name, member in ML100K_MEMBERS.items():
-                (tmp / name).write_bytes(archive.read(member))
-                sums.append(f"{_sha256(tmp / name)}  {name}\n")
-        (tmp / MANIFEST).write_text("".join(sums))
-        os.chmod(tmp, _umask_mode(0o777))
-        if target.exists() and _cache_problem(target) is None:  # another process finished first
-            shutil.rmtree(tmp)
-            return
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def fetch_ml100k(data_dir: Path) -> Path:
     """Make sure `data_dir/ml-100k/` holds the hash-checked RecBole atomic ml-100k files; return that folder.
 
     MovieLens may not be redistributed, so it is fetched once from the recbole==1.2.1 wheel on PyPI.
     """
-    data_dir = Path(data_dir)
-    target = data_dir / "ml-100k"
-    if target.exists():
-        problem = _cache_problem(target)
-        if problem is None:
-            return target
-        print(f"recarena: cached {target} is {problem}; deleting it and fetching again", flush=True)
-        shutil.rmtree(target)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    wheel = _cached_wheel(data_dir) or _download_wheel(data_dir)
-    _extract_ml100k(wheel, target)
-    print(f"recarena: MovieLens-100k ready in {target}/ (sha256 verified)", flush=True)
-    return target
+    return fetch_members(ML100K, data_dir, "ml-100k")
 
 
 def load_ml100k(data_dir: Path, path: str | Path | None = None) -> RawData:
