@@ -125,7 +125,7 @@ def restore_run(run_dir: str | Path, data_dir: str | None = None, model: dict | 
         model.fitted = True
     else:
         checkpoint = find_checkpoint(run_dir)
-        if checkpoint is None:
+        if checkpoint is None and model.trains:
             raise FileNotFoundError(f"{run_dir}: a gradient-trained model but no checkpoint under checkpoints/")
     return RestoredRun(run_dir, cfg, datamodule, model, checkpoint)
 

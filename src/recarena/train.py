@@ -42,10 +42,11 @@ def train(cfg: DictConfig) -> dict[str, dict[str, float]]:
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
-        best = _best_checkpoint(trainer)
-        if best:
-            log.info("evaluating the best checkpoint %s", best)
+        if model.trains:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        best = _best_checkpoint(trainer) if model.trains else None
+        if best or not model.trains:  # a zero-shot model is validated as it is
+            log.info("evaluating %s", f"the best checkpoint {best}" if best else "the model as it is (zero-shot)")
             trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
         trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
         log_recommendation_samples(loggers, model, datamodule.data, evaluator)  # W&B table; no-op without W&B

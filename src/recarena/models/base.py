@@ -21,6 +21,11 @@ class RecModule(pl.LightningModule):
 
     eval_k: int = 20
 
+    @property
+    def trains(self) -> bool:
+        """False for a model evaluated as it is (a zero-shot LLM): train.py then skips `fit`."""
+        return True
+
     @abstractmethod
     def train_view(self, data: Interactions) -> Dataset:
         """The training dataset (with a `collate` method) this family learns from."""

@@ -1,0 +1,377 @@
+"""LLM-DGRS: a pretrained causal language model generates the recommended items directly.
+
+Two ways to ground its output in the catalogue (`model.mode`):
+- `item_tokens`: one new token per item, appended after the LM's vocabulary and initialised from the LM's own
+  embeddings of the item's title (mean of its token rows); trained with cross-entropy over the item rows only and
+  ranked by the next-token logits of every item (one forward pass per user).
+- `titles`: the history as title lines; the model spells the next title, under a trie of every catalogue title
+  (known items removed) when `constrained`, or freely, with outputs matched back to titles (`invalid_rate`).
+  `finetune=false` evaluates the pretrained model zero-shot.
+Any `AutoModelForCausalLM` backbone (see backbones.py), optionally cut to its first `backbone_layers` blocks and
+tuned with LoRA (`lora.r > 0`) or fully. Checkpoints hold the trainable tensors only (LoRA adapters, item rows);
+the frozen backbone is rebuilt from `model.backbone`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+from transformers import LogitsProcessorList
+
+from recarena.data.interactions import Interactions
+from recarena.data.views import pad_batch
+from recarena.errors import ConfigError
+from recarena.models.generative.backbones import add_lora, keep_layers, load_backbone
+from recarena.models.generative.base import GenerativeModule
+from recarena.models.generative.item_tokens import ItemTokens
+from recarena.models.generative.llm_prompts import ItemTokenWindows, PromptBuilder, TitleExamples
+from recarena.models.generative.title_trie import TitleConstraint, TitleTrie
+from recarena.models.ranking import TopK, cat_topk, rank_scores, top_k
+from recarena.text.item_text import render
+
+MODES = ("item_tokens", "titles")
+LORA_DEFAULTS = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+
+
+class LLMDGRS(GenerativeModule):
+    """A pretrained causal LM (any transformers checkpoint, GGUF included) that generates the next items."""
+
+    def __init__(
+        self,
+        mode: str = "item_tokens",
+        backbone: str = "smollm2",
+        backbone_layers: int | None = None,
+        lora: dict | None = None,
+        train_embeddings: bool = False,
+        finetune: bool = True,
+        gradient_checkpointing: bool = False,
+        max_len: int = 20,
+        history_text: bool = False,
+        instruction: str = "A user's history, oldest first:",
+        answer: str = "Recommended next:",
+        title_template: list[str] | str | None = None,
+        title_end: str = "\n",
+        constrained: bool = True,
+        num_beams: int | None = None,
+        length_penalty: float = 1.0,
+        examples_per_user: int = 2,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        batch_size: int = 16,
+        eval_chunk: int = 32,
+        data_dir: str = "data",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ConfigError(f"model.mode={mode!r}: choose one of {', '.join(MODES)}")
+        lora = OmegaConf.to_container(lora, resolve=True) if isinstance(lora, DictConfig) else dict(lora or {})
+        unknown = sorted(set(lora) - set(LORA_DEFAULTS))
+        if unknown:
+            raise ConfigError(f"model.lora has unknown key(s) {unknown}; it takes {sorted(LORA_DEFAULTS)}")
+        lora = {**LORA_DEFAULTS, **lora}
+        if int(lora["r"]) < 0:
+            raise ConfigError(f"model.lora.r={lora['r']!r}: must be >= 0 (0 = full fine-tuning)")
+        for key, value in (("max_len", max_len), ("batch_size", batch_size), ("eval_chunk", eval_chunk)):
+            if int(value) < 1:
+                raise ConfigError(f"model.{key}={value!r}: must be >= 1")
+        if mode == "item_tokens" and not finetune:
+            raise ConfigError("model.finetune=false: item tokens are new to the LM and must be trained (mode=titles)")
+        if backbone_layers is not None and (isinstance(backbone_layers, bool) or int(backbone_layers) < 1):
+            raise ConfigError(f"model.backbone_layers={backbone_layers!r}: must be >= 1 (or null for every block)")
+        self.save_hyperparameters()
+        self.lora_options = lora
+        self.llm: nn.Module | None = None
+        self.backbone = None  # set by build (GenerativeModule.setup checks it)
+        self.item_in: nn.Parameter | None = None
+        self.item_out: nn.Parameter | None = None
+        self.strict_loading = False  # checkpoints hold the trainable tensors only; see load_state_dict
+
+    @property
+    def trains(self) -> bool:
+        return bool(self.hparams.finetune)
+
+    # -- building ----------------------------------------------------------------------------------------
+    def build(self, data: Interactions) -> None:
+        """Load the backbone (cut, LoRA), the title tokens of every item and, in item-token mode, the item rows."""
+        hp = self.hparams
+        model, tokenizer = load_backbone(hp.backbone, hp.data_dir)
+        model = keep_layers(model, None if hp.backbone_layers is None else int(hp.backbone_layers))
+        self.tokens = ItemTokens.atomic(data.n_items)
+        self.prompts = self._prompt_builder(data, tokenizer, int(model.get_input_embeddings().weight.shape[0]))
+        self.tokenizer = tokenizer
+        if hp.mode == "titles":
+            self.trie = TitleTrie([self.prompts.target(i) for i in range(data.n_items)])
+        model.requires_grad_(int(self.lora_options["r"]) == 0)
+        if int(self.lora_options["r"]) > 0:
+            o = self.lora_options
+            model = add_lora(model, o["r"], o["alpha"], o["dropout"], list(o["target_modules"]))
+        self.llm = model.train()  # from_pretrained returns eval mode; Lightning switches modes from here on
+        self.backbone = self.hf
+        if hp.train_embeddings:
+            self.hf.get_input_embeddings().weight.requires_grad_(True)
+            self.hf.get_output_embeddings().weight.requires_grad_(True)
+        if hp.gradient_checkpointing:
+            self.hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hp.mode == "item_tokens":
+            self._init_item_rows()
+
+    @property
+    def hf(self) -> nn.Module:
+        """The transformers model (inside the peft wrapper when LoRA is on; LoRA layers are injected in place)."""
+        return self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+
+    def _prompt_builder(self, data: Interactions, tokenizer, vocab: int) -> PromptBuilder:
+        hp = self.hparams
+        titles = item_titles(data, hp.title_template, hp.mode)
+
+        def encode(text: str) -> list[int]:
+            return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+        end = encode(hp.title_end)
+        if len(end) != 1:
+            raise ConfigError(f"model.title_end={hp.title_end!r}: must be one token of the backbone's tokenizer")
+        return PromptBuilder(
+            instruction=list(tokenizer(hp.instruction)["input_ids"]),  # with the tokenizer's BOS, if it adds one
+            answer=encode(hp.answer),
+            bullet=encode("-"),
+            titles=[encode(" " + t) for t in titles],
+            end=end[0],
+            vocab=vocab,
+            history_text=bool(hp.history_text),
+        )
+
+    def _init_item_rows(self) -> None:
+        """Item rows := mean of the LM's embedding rows of the item's title tokens (input and, if untied, output)."""
+
+        def mean_rows(table: torch.Tensor) -> torch.Tensor:
+            return torch.stack([table[torch.tensor(ids)].mean(0) for ids in self.prompts.titles]).detach().clone()
+
+        word_in = self.hf.get_input_embeddings().weight
+        word_out = self.hf.get_output_embeddings().weight
+        self.item_in = nn.Parameter(mean_rows(word_in))
+        tied = word_out.data_ptr() == word_in.data_ptr()
+        self.item_out = self.item_in if tied else nn.Parameter(mean_rows(word_out))
+
+    def train_view(self, data: Interactions) -> Dataset:
+        hp = self.hparams
+        sequences = data.sequences("train")
+        rows = [sequences[u] for u in range(data.n_users) if len(sequences[u]) > 0]
+        if hp.mode == "item_tokens":
+            return ItemTokenWindows(rows, self.prompts, int(hp.max_len), int(hp.batch_size))
+        per_user, seed = int(hp.examples_per_user), int(hp.seed)
+        return TitleExamples(rows, self.prompts, int(hp.max_len), int(hp.batch_size), per_user, seed)
+
+    # -- the network -------------------------------------------------------------------------------------
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """Input embeddings: the LM's rows for words, the item rows for ids >= vocab."""
+        vocab = self.prompts.vocab
+        words = self.hf.get_input_embeddings()(ids.clamp(max=vocab - 1))
+        if self.item_in is None:
+            return words
+        is_item = ids >= vocab
+        items = F.embedding((ids - vocab).clamp(min=0), self.item_in)
+        return torch.where(is_item[..., None], items.to(words.dtype), words)
+
+    def hidden(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Last hidden states (after the final norm): the LM head is applied only where a loss or score needs it."""
+        return self.hf.get_decoder()(inputs_embeds=self.embed(ids), attention_mask=mask).last_hidden_state
+
+    def item_logits_of(self, states: torch.Tensor) -> torch.Tensor:
+        """Scores of every item token: the item rows of the (extended) output embedding, and nothing else."""
+        return states @ self.item_out.to(states.dtype).T
+
+    def word_logits_of(self, states: torch.Tensor) -> torch.Tensor:
+        return self.hf.get_output_embeddings()(states)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        states = self.hidden(batch["input_ids"], batch["attention_mask"])
+        if self.hparams.mode == "item_tokens":
+            picked = states[batch["rows"], batch["positions"]]
+            loss = F.cross_entropy(self.item_logits_of(picked).float(), batch["targets"])
+        else:
+            labels = batch["labels"][:, 1:]
+            picked = states[:, :-1][labels != -100]
+            loss = F.cross_entropy(self.word_logits_of(picked).float(), labels[labels != -100])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["input_ids"]))
+        return loss
+
+    # -- recommending ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def recommend(
+        self, users: torch.Tensor, history: sp.csr_matrix, k: int, sequences: list[np.ndarray] | None = None
+    ) -> TopK:
+        chunk = int(self.hparams.eval_chunk)
+        parts = []
+        progress = tqdm(total=len(sequences), unit="user", desc="LLM-DGRS generation", leave=False,
+                        disable=self.hparams.mode == "item_tokens")  # fmt: skip
+        for start in range(0, len(sequences), chunk):
+            rows = slice(start, min(start + chunk, len(sequences)))
+            if self.hparams.mode == "item_tokens":
+                parts.append(self._rank_items(history[rows], k, sequences[rows]))
+            else:
+                parts.append(self._generate_titles(history[rows], k, sequences[rows]))
+            progress.update(rows.stop - rows.start)
+        progress.close()
+        return cat_topk(parts)
+
+    def item_logits(self, sequences: list[np.ndarray]) -> torch.Tensor:
+        """(users, n_items) next-item scores after each user's last `max_len` items."""
+        return self._last_states(sequences) @ self.item_out.float().T
+
+    def _last_states(self, sequences: list[np.ndarray]) -> torch.Tensor:
+        encoded = [self.prompts.item_tokens(seq[-int(self.hparams.max_len) :])[0] for seq in sequences]
+        ids = pad_batch(encoded, 0).to(self.device)
+        mask = pad_batch([np.ones(len(e)) for e in encoded], 0).to(self.device)
+        states = self.hidden(ids, mask)
+        return states[torch.arange(len(ids), device=ids.device), mask.sum(1) - 1].float()
+
+    def _rank_items(self, history: sp.csr_matrix, k: int, sequences: list[np.ndarray]) -> TopK:
+        states = self._last_states(sequences)
+        items = states @ self.item_out.float().T
+        if self.hparams.constrained:
+            return self.all_valid(rank_scores(items.cpu(), history, k))
+        scores = torch.cat([self.word_logits_of(states).float(), items], dim=1).cpu()  # the whole extended vocabulary
+        top = top_k(scores, k)
+        return self.validated_items(top.items - self.prompts.vocab, top.scores, history)
+
+    def _generate_titles(self, history: sp.csr_matrix, k: int, sequences: list[np.ndarray]) -> TopK:
+        """Beam search over titles; each finished beam → the unknown items with that title, best beams first."""
+        hp = self.hparams
+        num_beams = max(k, int(hp.num_beams or k))
+        prompts = [self.prompts.title_prompt(seq[-int(hp.max_len) :]) for seq in sequences]
+        width = max(len(p) for p in prompts)
+        pad = int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.prompts.end)
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        processors = LogitsProcessorList()
+        if hp.constrained:
+            processors.append(TitleConstraint(self.trie, history, width, num_beams, pad))
+        longest = max(len(t) for t in self.prompts.titles) + 1
+        out = self.hf.generate(
+            input_ids=ids, attention_mask=mask, num_beams=num_beams, num_return_sequences=num_beams,
+            max_new_tokens=longest, do_sample=False, early_stopping=True, length_penalty=float(hp.length_penalty),
+            logits_processor=processors, eos_token_id=self.prompts.end, pad_token_id=pad,
+            return_dict_in_generate=True, output_scores=True,
+        )  # fmt: skip
+        generated = out.sequences[:, width:].cpu().numpy()
+        scores = out.sequences_scores.float().cpu().numpy()
+        items = np.full((len(prompts), k), -1, dtype=np.int64)
+        values = np.full((len(prompts), k), float("-inf"), dtype=np.float32)
+        for user in range(len(prompts)):
+            known = set(history.indices[history.indptr[user] : history.indptr[user + 1]].tolist())
+            picked: list[int] = []
+            for beam in range(user * num_beams, (user + 1) * num_beams):
+                for item in self._beam_items(generated[beam], known):
+                    if item not in picked and len(picked) < k:
+                        values[user, len(picked)] = scores[beam]
+                        picked.append(item)
+            items[user, : len(picked)] = picked
+        return self.validated_items(torch.from_numpy(items), torch.from_numpy(values), history)
+
+    def _beam_items(self, tokens: np.ndarray, known: set[int]) -> list[int]:
+        """Unknown items named by a generated sequence: exact trie leaf when constrained, else the decoded text."""
+        tokens = tokens.tolist()
+        if self.prompts.end in tokens:
+            tokens = tokens[: tokens.index(self.prompts.end) + 1]
+        if self.hparams.constrained:
+            found = self.trie.items(tokens)
+        else:
+            text = self.tokenizer.decode([t for t in tokens if t != self.prompts.end], skip_special_tokens=True)
+            found = self.title_index.get(" ".join(text.split()), [])
+        return [i for i in found if i not in known] if found else [-1]
+
+    @property
+    def title_index(self) -> dict[str, list[int]]:
+        """Normalised title text → items (generated text is matched back to the catalogue through this)."""
+        if getattr(self, "_title_index", None) is None:
+            index: dict[str, list[int]] = {}
+            for item, ids in enumerate(self.prompts.titles):
+                text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                index.setdefault(" ".join(text.split()), []).append(item)
+            self._title_index = index
+        return self._title_index
+
+    # -- explanations, checkpoints, export -----------------------------------------------------------------
+    def item_embeddings(self) -> torch.Tensor:
+        """Item vectors for explanations: the learned item rows, or the mean LM embedding of each title."""
+        if self.item_in is not None:
+            return self.item_in.detach()
+        table = self.hf.get_input_embeddings().weight.detach()
+        return torch.stack([table[torch.tensor(ids)].mean(0) for ids in self.prompts.titles])
+
+    def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
+        """Only what training changes (LoRA adapters, item rows, or every weight under full fine-tuning)."""
+        full = super().state_dict(*args, destination=destination, prefix=prefix, keep_vars=keep_vars)
+        trainable = {prefix + name for name, p in self.named_parameters() if p.requires_grad}
+        for name in [n for n in full if n not in trainable]:
+            del full[name]
+        return full
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Load a trainable-only checkpoint into the rebuilt model; a tensor it lacks or does not know is an error."""
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        known = {name for name, _ in self.named_parameters()}
+        missing, unexpected = sorted(trainable - set(state_dict)), sorted(set(state_dict) - known)
+        if missing or unexpected:
+            raise RuntimeError(
+                f"LLM-DGRS checkpoint does not match model.backbone/mode/lora: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}"
+            )
+        return super().load_state_dict(state_dict, strict=False, assign=assign)
+
+    def export(self, directory: Path) -> None:
+        """The LoRA adapter (or full weights), the item rows, and the prompt template with raw item ids."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.llm.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        if self.item_in is not None:
+            from safetensors.torch import save_file
+
+            rows = {"item_in": self.item_in.detach().contiguous()}
+            if self.item_out is not self.item_in:
+                rows["item_out"] = self.item_out.detach().contiguous()
+            save_file(rows, str(directory / "item_rows.safetensors"))
+        data = self.trainer.datamodule.data
+        template = {
+            "mode": self.hparams.mode,
+            "backbone": str(self.hparams.backbone),
+            "backbone_layers": self.hparams.backbone_layers,
+            "item_token_offset": self.prompts.vocab,
+            "instruction": self.hparams.instruction,
+            "answer": self.hparams.answer,
+            "title_end": self.hparams.title_end,
+            "history_text": bool(self.hparams.history_text),
+            "items": [str(i) for i in data.item_ids.tolist()],
+            "titles": item_titles(data, self.hparams.title_template, self.hparams.mode),
+        }
+        (directory / "llm_dgrs.json").write_text(json.dumps(template, indent=1))
+
+
+def item_titles(data: Interactions, template, mode: str) -> list[str]:
+    """One title per item: `{title} ({year})` when the data has titles, else its `text` column, else an error."""
+    key = "model.title_template"
+    if template is None:
+        columns = data.items.columns if data.items is not None else []
+        template = ["{title}", " ({year})"] if "title" in columns else ["{text}"] if "text" in columns else None
+        if template is None:
+            raise ConfigError(
+                f"model.mode={mode}: the items have no title text (item columns: {list(columns)}); "
+                f"set {key} to a template over those columns, e.g. ['{{name}}']"
+            )
+    titles = [" ".join(t.split()) for t in render(data.items, template, key, "item")]
+    empty = [i for i, t in enumerate(titles) if not t]
+    if empty:
+        raise ConfigError(
+            f"{key}: {len(empty)} items have no title text (e.g. raw id {data.item_ids[empty[0]]!r}); every item "
+            "must be nameable for the LLM to generate it"
+        )
+    return titles

