@@ -45,6 +45,7 @@ class RecDataModule(pl_lightning.LightningDataModule):
         eval_batch_size: int = 512,
         max_chunk_bytes: int = 256 * 2**20,
         num_workers: int = 0,
+        max_users: int | None = None,
         **source_options: Any,
     ) -> None:
         super().__init__()
@@ -59,6 +60,9 @@ class RecDataModule(pl_lightning.LightningDataModule):
         if self.max_chunk_bytes < 1:
             raise ConfigError(f"eval.max_chunk_bytes={max_chunk_bytes!r}: must be >= 1")
         self.num_workers = num_workers
+        if max_users is not None and (isinstance(max_users, bool) or not isinstance(max_users, int) or max_users < 1):
+            raise ConfigError(f"eval.max_users={max_users!r}: must be a positive integer, or null for every user")
+        self.max_users = max_users
         self.source_options = {k: v for k, v in source_options.items() if k != "_target_"}
         self.data: Interactions | None = None
         self.timing: dict[str, float] = {}  # load_seconds (read + preprocess), split_seconds (split + CSR build)
@@ -91,6 +95,7 @@ class RecDataModule(pl_lightning.LightningDataModule):
             counts[label] = int((frame["part"] == part).sum())
         log.info("%s split: %s", self.name, counts)
         data = Interactions.build(frame, pre.user_ids, pre.item_ids, raw.items, raw.users, counts, self.name)
+        data.max_users, data.sample_seed = self.max_users, self.seed
         self.timing["split_seconds"] = time.perf_counter() - start
         return data
 

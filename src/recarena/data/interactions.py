@@ -66,6 +66,8 @@ class Interactions:
     users: pl.DataFrame | None = None
     counts: dict[str, int] = field(default_factory=dict)
     name: str = "data"
+    max_users: int | None = None  # eval.max_users: a seeded sample of each stage's evaluated users (PROTOCOL §6)
+    sample_seed: int = 0
     _seq_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -108,7 +110,9 @@ class Interactions:
         frame = self.frame.with_columns(
             pl.when(pl.col("part") == VALID).then(TRAIN).otherwise(pl.col("part")).cast(pl.Int8).alias("part")
         )
-        return Interactions.build(frame, self.user_ids, self.item_ids, self.items, self.users, self.counts, self.name)
+        refit = Interactions.build(frame, self.user_ids, self.item_ids, self.items, self.users, self.counts, self.name)
+        refit.max_users, refit.sample_seed = self.max_users, self.sample_seed
+        return refit
 
     def known(self, stage: Stage) -> sp.csr_matrix:
         """Items known before the evaluated period: train for validation, train + valid for test."""
@@ -119,8 +123,16 @@ class Interactions:
         return self.valid if stage == "val" else self.test
 
     def eval_users(self, stage: Stage) -> np.ndarray:
-        """Users with a non-empty ground truth in the stage, ascending."""
-        return np.flatnonzero(np.diff(self.truth(stage).indptr) > 0).astype(np.int64)
+        """Users with a non-empty ground truth in the stage, ascending; with `max_users`, PROTOCOL §6's sample of
+        them (numpy.random.default_rng(seed).choice without replacement), so models with one seed stay paired."""
+        users = np.flatnonzero(np.diff(self.truth(stage).indptr) > 0).astype(np.int64)
+        if self.max_users is None or self.max_users >= len(users):
+            return users
+        return np.sort(np.random.default_rng(self.sample_seed).choice(users, self.max_users, replace=False))
+
+    def all_eval_users(self, stage: Stage) -> int:
+        """How many users the stage evaluates without sampling."""
+        return int((np.diff(self.truth(stage).indptr) > 0).sum())
 
     def sequences(self, stage: Stage | Literal["train"]) -> Sequences:
         """Time-ordered histories: train only (for training and validation) or train + valid (for test)."""

@@ -862,7 +862,7 @@ LOADERS: dict[str, Callable[..., RawData]] = {
 # Keys of the data config that belong to preprocessing, the datamodule or the run, not to the reader.
 NOT_FOR_READERS = {
     "source", "name", "_target_", "min_rating", "min_user_interactions", "min_item_interactions", "data_dir",
-    "split", "seed", "eval_batch_size", "max_chunk_bytes", "num_workers", "item_text_cols",
+    "split", "seed", "eval_batch_size", "max_chunk_bytes", "num_workers", "item_text_cols", "max_users",
 }  # fmt: skip
 
 

@@ -198,7 +198,13 @@ class RecEvalCallback(pl_lightning.Callback):
         timing = {**getattr(trainer.datamodule, "timing", {}), **self.timing}  # data stages, then train/val/test
         if hasattr(module, "fit_seconds"):
             timing["fit_seconds"] = float(module.fit_seconds)
-        write_json(out / "metrics.json", {**self.results, "timing": timing})
+        data = self._data(trainer)
+        sampling = {
+            "eval_max_users": data.max_users,
+            "eval_users": {stage: int(len(data.eval_users(stage))) for stage in self.results},
+            "all_eval_users": {stage: data.all_eval_users(stage) for stage in self.results},
+        }
+        write_json(out / "metrics.json", {**self.results, "timing": timing, "sampling": sampling})
         recs = [f[0] for f in self._frames.values()]
         users = [f[1] for f in self._frames.values()]
         write_parquet(out / "recommendations.parquet", pl.concat(recs, how="diagonal_relaxed"))

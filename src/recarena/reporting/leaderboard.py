@@ -45,6 +45,7 @@ class Job:
     metrics: dict[str, float] | None = None
     error: str | None = None
     label: str = ""
+    sampled: tuple[int, int] | None = None  # (evaluated, all) test users of an eval.max_users run
 
     @property
     def ok(self) -> bool:
@@ -87,6 +88,9 @@ def read_job(path: Path) -> Job:
     if "test" in saved:
         timing = saved.get("timing", {})
         job.metrics = {**saved["test"], **_times(timing)}
+        sampling = saved.get("sampling") or {}
+        if sampling.get("eval_max_users") is not None:
+            job.sampled = (int(sampling["eval_users"]["test"]), int(sampling["all_eval_users"]["test"]))
     else:
         reason = "metrics.json has no test stage" if saved else "no metrics.json"
         job.error = last_error_line(path) or f"{reason} (unfinished, or no error line in its logs)"
@@ -404,6 +408,7 @@ def to_markdown(board: Leaderboard, plots: dict[str, Path] | None = None) -> str
         f"lowest for ARP, Gini and times). Rows sorted by {SORT_METRIC}@{k}.",
         f"† = below the best model of that column with Holm-adjusted Wilcoxon p < {board.alpha} (paired on per-user "
         "test values, each user's values averaged over seeds first).",
+        *_sampled_lines(board),
         "",
         f"## Accuracy @{k}",
         *_table(board, sections.get("main", []), with_seeds=True),
@@ -431,6 +436,18 @@ def to_markdown(board: Leaderboard, plots: dict[str, Path] | None = None) -> str
     if plots:
         lines += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in plots.items()] + [""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _sampled_lines(board: Leaderboard) -> list[str]:
+    """A warning naming every row scored on a sample of users (eval.max_users), so it is never read as a full run."""
+    sampled = sorted({(r.label, j.sampled) for r in board.rows for j in r.jobs if j.sampled is not None})
+    if not sampled:
+        return []
+    rows = "; ".join(f"**{label}** on {n} of {total} test users" for label, (n, total) in sampled)
+    return [
+        f"⚠ SAMPLED EVALUATION (eval.max_users): {rows}. Their coverage and Gini are over the sample's lists only, "
+        "and significance tests pair them with other models on the users both scored."
+    ]
 
 
 def _significance_lines(board: Leaderboard) -> list[str]:

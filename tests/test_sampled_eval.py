@@ -1,0 +1,34 @@
+"""eval.max_users (PROTOCOL.md §6): one seeded sample of users per stage, shared by every model, labelled as such."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recarena.errors import ConfigError
+from recarena.reporting.leaderboard import build_leaderboard, to_markdown
+
+
+def test_every_model_is_scored_on_the_same_seeded_sample_and_the_report_says_so(run_train, tmp_path):
+    runs = {model: run_train(f"model={model}", "data=synthetic", "logger=none", "eval.max_users=25") for model in
+            ("pop", "itemcf")}  # fmt: skip
+    _, full_out = run_train("model=pop", "data=synthetic", "logger=none")
+    everyone = pl.read_parquet(full_out / "per_user_metrics.parquet").filter(pl.col("stage") == "test")["user"]
+    expected = np.sort(np.random.default_rng(0).choice(np.sort(everyone.to_numpy()), 25, replace=False))
+    for _, out in runs.values():
+        scored = pl.read_parquet(out / "per_user_metrics.parquet").filter(pl.col("stage") == "test")["user"]
+        assert np.array_equal(np.sort(scored.to_numpy()), expected)  # raw ids are the indices here, ascending
+        sampling = json.loads((out / "metrics.json").read_text())["sampling"]
+        assert sampling == {"eval_max_users": 25, "eval_users": {"val": 25, "test": 25},
+                            "all_eval_users": sampling["all_eval_users"]}  # fmt: skip
+        assert sampling["all_eval_users"]["test"] == len(everyone)
+    report = to_markdown(build_leaderboard(tmp_path))
+    assert "SAMPLED EVALUATION (eval.max_users)" in report and f"on 25 of {len(everyone)} test users" in report
+
+
+def test_max_users_must_be_a_positive_integer(run_train):
+    with pytest.raises(ConfigError, match="eval.max_users=0"):
+        run_train("model=pop", "data=synthetic", "logger=none", "eval.max_users=0")
