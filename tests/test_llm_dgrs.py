@@ -208,3 +208,21 @@ def test_loaded_folder_is_a_causal_lm(tiny, tmp_path):
     model, tokenizer = load_backbone(str(tiny), tmp_path)
     assert isinstance(model, type(AutoModelForCausalLM.from_pretrained(tiny)))
     assert tokenizer.decode(tokenizer(" Alpha Bravo Story")["input_ids"]) == " Alpha Bravo Story"
+
+
+# -- a finished run reloads through `recommend` (checkpoint = LoRA adapter + item rows; zero-shot: none) ----------
+@pytest.mark.parametrize(
+    "variant",
+    [["trainer.max_epochs=2"], ["model.mode=titles", "model.finetune=false"]],
+    ids=["item_tokens_lora", "titles_zero_shot"],
+)
+def test_recommend_reproduces_the_runs_saved_list_with_explanations(tiny, rule_data, tmp_path, variant):
+    from recarena.recommend import recommend
+    from tests.test_recommend import _train, assert_same_list, saved
+
+    out = _train(tmp_path, *rule_data, "model=llm_dgrs", f"model.backbone={tiny}", *FAST, *variant)
+    assert (out / "model" / "llm_dgrs.json").is_file()
+    user = saved(out, 3).item(0, "user")
+    rows = recommend(out, user, k=5)
+    assert_same_list(rows, saved(out, user))
+    assert all("closest item you had" in r["explanation"] for r in rows)
