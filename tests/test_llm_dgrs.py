@@ -226,3 +226,13 @@ def test_recommend_reproduces_the_runs_saved_list_with_explanations(tiny, rule_d
     rows = recommend(out, user, k=5)
     assert_same_list(rows, saved(out, user))
     assert all("closest item you had" in r["explanation"] for r in rows)
+
+
+@pytest.mark.parametrize(
+    "setting", [["trainer.precision=bf16-mixed"], ["model.gradient_checkpointing=true"]], ids=["bf16", "checkpointing"]
+)
+def test_gpu_settings_train_and_rank_on_cpu_too(tiny, rule_data, run_train, setting):
+    results, _ = run_train(
+        *rule_data, "model=llm_dgrs", f"model.backbone={tiny}", *FAST, *setting, "trainer.max_epochs=1"
+    )  # fmt: skip
+    assert results["test"]["invalid_rate"] == 0.0 and 0.0 <= results["test"]["recall@5"] <= 1.0

@@ -120,7 +120,10 @@ class LLMDGRS(GenerativeModule):
             self.hf.get_input_embeddings().weight.requires_grad_(True)
             self.hf.get_output_embeddings().weight.requires_grad_(True)
         if hp.gradient_checkpointing:
-            self.hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(self.hf, "activation_checkpointing_enable"):  # transformers >= 5.2x's name
+                self.hf.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                self.hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hp.mode == "item_tokens":
             self._init_item_rows()
 
