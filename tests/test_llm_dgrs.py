@@ -236,3 +236,30 @@ def test_gpu_settings_train_and_rank_on_cpu_too(tiny, rule_data, run_train, sett
         *rule_data, "model=llm_dgrs", f"model.backbone={tiny}", *FAST, *setting, "trainer.max_epochs=1"
     )  # fmt: skip
     assert results["test"]["invalid_rate"] == 0.0 and 0.0 <= results["test"]["recall@5"] <= 1.0
+
+
+def test_title_beams_from_a_shared_prompt_cache_equal_plain_beam_search(tiny, rule_data, tmp_path):
+    model, data = built(tiny, rule_data, tmp_path, "model.mode=titles", "model.num_beams=4")
+    model.eval()
+    sequences = [np.array([3, 4, 5]), np.array([7]), np.array([0, 2, 11, 10, 9])]
+    history = data.known("test")[[0, 1, 2]]
+    with torch.no_grad():
+        top = model._generate_titles(history, 3, sequences)
+        prompts = [model.prompts.title_prompt(s) for s in sequences]
+        width = max(len(p) for p in prompts)
+        ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts])
+        mask = (torch.arange(width)[None] >= torch.tensor([width - len(p) for p in prompts])[:, None]).long()
+        plain = model.hf.generate(
+            input_ids=ids, attention_mask=mask, num_beams=4, num_return_sequences=4, do_sample=False,
+            max_new_tokens=max(len(t) for t in model.prompts.titles) + 1, eos_token_id=model.prompts.end,
+            pad_token_id=0, early_stopping=True, output_scores=True, return_dict_in_generate=True,
+            logits_processor=LogitsProcessorList([TitleConstraint(model.trie, history, width, 4, 0)]),
+        )  # fmt: skip
+    expected = []
+    for user in range(3):
+        known, picked = set(history[user].indices.tolist()), []
+        for beam in plain.sequences[user * 4 : (user + 1) * 4, width:].tolist():
+            picked += [i for i in model._beam_items(np.array(beam), known) if i not in picked]
+        expected.append(picked[:3])
+    assert top.items.tolist() == expected
+    torch.testing.assert_close(top.scores[:, 0], plain.sequences_scores.view(3, 4)[:, 0].float(), rtol=1e-4, atol=1e-4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -198,6 +199,7 @@ class RecEvalCallback(pl_lightning.Callback):
         timing = {**getattr(trainer.datamodule, "timing", {}), **self.timing}  # data stages, then train/val/test
         if hasattr(module, "fit_seconds"):
             timing["fit_seconds"] = float(module.fit_seconds)
+        timing["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
         data = self._data(trainer)
         sampling = {
             "eval_max_users": data.max_users,

@@ -13,6 +13,7 @@ the frozen backbone is rebuilt from `model.backbone`."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -260,7 +261,8 @@ class LLMDGRS(GenerativeModule):
             processors.append(TitleConstraint(self.trie, history, width, num_beams, pad))
         longest = max(len(t) for t in self.prompts.titles) + 1
         out = self.hf.generate(
-            input_ids=ids, attention_mask=mask, num_beams=num_beams, num_return_sequences=num_beams,
+            input_ids=ids, attention_mask=mask, **self._prompt_cache(ids, mask, num_beams),
+            num_beams=num_beams, num_return_sequences=num_beams,
             max_new_tokens=longest, do_sample=False, early_stopping=True, length_penalty=float(hp.length_penalty),
             logits_processor=processors, eos_token_id=self.prompts.end, pad_token_id=pad,
             return_dict_in_generate=True, output_scores=True,
@@ -279,6 +281,19 @@ class LLMDGRS(GenerativeModule):
                         picked.append(item)
             items[user, : len(picked)] = picked
         return self.validated_items(torch.from_numpy(items), torch.from_numpy(values), history)
+
+    def _prompt_cache(self, ids: torch.Tensor, mask: torch.Tensor, num_beams: int) -> dict:
+        """The prompts' key/value cache, computed once per user and repeated for each beam: beam search would
+        otherwise run every prompt through the LM once per beam. The last prompt token is left to `generate`.
+        Positions follow `generate`'s own rule for left-padded prompts (cumulative mask - 1)."""
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        out = self.hf(
+            input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], use_cache=True
+        )
+        name = "cache" if "cache" in inspect.signature(self.hf.forward).parameters else "past_key_values"
+        cache = getattr(out, name)
+        cache.batch_repeat_interleave(num_beams)
+        return {name: cache}
 
     def _beam_items(self, tokens: np.ndarray, known: set[int]) -> list[int]:
         """Unknown items named by a generated sequence: exact trie leaf when constrained, else the decoded text."""
