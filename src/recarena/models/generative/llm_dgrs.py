@@ -111,8 +111,9 @@ class LLMDGRS(GenerativeModule):
         self.tokenizer = tokenizer
         if hp.mode == "titles":
             self.trie = TitleTrie([self.prompts.target(i) for i in range(data.n_items)])
-        model.requires_grad_(int(self.lora_options["r"]) == 0)
-        if int(self.lora_options["r"]) > 0:
+        lora = int(self.lora_options["r"]) > 0 and bool(hp.finetune)  # zero-shot: the pretrained model as it is
+        model.requires_grad_(not lora and bool(hp.finetune))
+        if lora:
             o = self.lora_options
             model = add_lora(model, o["r"], o["alpha"], o["dropout"], list(o["target_modules"]))
         self.llm = model.train()  # from_pretrained returns eval mode; Lightning switches modes from here on
