@@ -39,6 +39,7 @@ from recarena.models.ranking import TopK, cat_topk, rank_scores, top_k
 from recarena.text.item_text import render
 
 MODES = ("item_tokens", "titles")
+SCORE_BYTES = 512 * 2**20  # title beam search: the step scores that generate keeps for one chunk of users
 LORA_DEFAULTS = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
 
 
@@ -215,6 +216,11 @@ class LLMDGRS(GenerativeModule):
         self, users: torch.Tensor, history: sp.csr_matrix, k: int, sequences: list[np.ndarray] | None = None
     ) -> TopK:
         chunk = int(self.hparams.eval_chunk)
+        if self.hparams.mode == "titles":  # generate keeps every step's (users × beams, vocab) scores: bound them
+            beams = max(k, int(self.hparams.num_beams or k))
+            vocab = int(self.hf.get_output_embeddings().weight.shape[0])
+            per_user = beams * vocab * 4 * (max(len(t) for t in self.prompts.titles) + 1)
+            chunk = max(1, min(chunk, SCORE_BYTES // per_user))
         parts = []
         progress = tqdm(total=len(sequences), unit="user", desc="LLM-DGRS generation", leave=False,
                         disable=self.hparams.mode == "item_tokens")  # fmt: skip
