@@ -259,7 +259,22 @@ def test_title_beams_from_a_shared_prompt_cache_equal_plain_beam_search(tiny, ru
     for user in range(3):
         known, picked = set(history[user].indices.tolist()), []
         for beam in plain.sequences[user * 4 : (user + 1) * 4, width:].tolist():
-            picked += [i for i in model._beam_items(np.array(beam), known) if i not in picked]
+            picked += [i for i in model._beam_items(np.array(beam), known) if i < 0 or i not in picked]
         expected.append(picked[:3])
     assert top.items.tolist() == expected
     torch.testing.assert_close(top.scores[:, 0], plain.sequences_scores.view(3, 4)[:, 0].float(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("constrained", [True, False])
+def test_generated_titles_map_to_unknown_items_and_anything_else_is_one_invalid_output(
+    tiny, rule_data, tmp_path, constrained
+):
+    model, _ = built(tiny, rule_data, tmp_path, "model.mode=titles", f"model.constrained={constrained}")
+    title = model.prompts.target
+    assert model._beam_items(np.array(title(5) + [0, 0]), known=set()) == [5]  # padding after the end is ignored
+    assert model._beam_items(np.array(title(5)), known={5}) == [-1]  # a known item is an invalid output
+    assert model._beam_items(np.array(title(0)), known={0}) == [1]  # its twin (same title) is still recommended
+    assert model._beam_items(np.array(title(0)), known=set()) == [0, 1]
+    if not constrained:  # free text that names no catalogue title
+        garbage = model.tokenizer(" Zulu", add_special_tokens=False)["input_ids"] + [model.prompts.end]
+        assert model._beam_items(np.array(garbage), known=set()) == [-1]

@@ -146,7 +146,7 @@ class LLMDGRS(GenerativeModule):
         if len(end) != 1:
             raise ConfigError(f"model.title_end={hp.title_end!r}: must be one token of the backbone's tokenizer")
         return PromptBuilder(
-            instruction=list(tokenizer(hp.instruction)["input_ids"]),  # with the tokenizer's BOS, if it adds one
+            instruction=list(tokenizer(hp.instruction + "\n")["input_ids"]),  # with the tokenizer's BOS, if any
             answer=encode(hp.answer),
             bullet=encode("-"),
             titles=[encode(" " + t) for t in titles],
@@ -283,7 +283,7 @@ class LLMDGRS(GenerativeModule):
             picked: list[int] = []
             for beam in range(user * num_beams, (user + 1) * num_beams):
                 for item in self._beam_items(generated[beam], known):
-                    if item not in picked and len(picked) < k:
+                    if (item < 0 or item not in picked) and len(picked) < k:  # each invalid beam fills its slot
                         values[user, len(picked)] = scores[beam]
                         picked.append(item)
             items[user, : len(picked)] = picked
@@ -312,7 +312,8 @@ class LLMDGRS(GenerativeModule):
         else:
             text = self.tokenizer.decode([t for t in tokens if t != self.prompts.end], skip_special_tokens=True)
             found = self.title_index.get(" ".join(text.split()), [])
-        return [i for i in found if i not in known] if found else [-1]
+        unknown = [i for i in found if i not in known]
+        return unknown or [-1]  # no title, or only items the user has: one invalid output
 
     @property
     def title_index(self) -> dict[str, list[int]]:
