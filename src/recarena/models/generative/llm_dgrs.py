@@ -92,7 +92,6 @@ class LLMDGRS(GenerativeModule):
         self.save_hyperparameters()
         self.lora_options = lora
         self.llm: nn.Module | None = None
-        self.backbone = None  # set by build (GenerativeModule.setup checks it)
         self.item_in: nn.Parameter | None = None
         self.item_out: nn.Parameter | None = None
         self.strict_loading = False  # checkpoints hold the trainable tensors only; see load_state_dict
@@ -102,6 +101,10 @@ class LLMDGRS(GenerativeModule):
         return bool(self.hparams.finetune)
 
     # -- building ----------------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if self.llm is None:
+            self.build(self.trainer.datamodule.data)
+
     def build(self, data: Interactions) -> None:
         """Load the backbone (cut, LoRA), the title tokens of every item and, in item-token mode, the item rows."""
         hp = self.hparams
@@ -118,7 +121,6 @@ class LLMDGRS(GenerativeModule):
             o = self.lora_options
             model = add_lora(model, o["r"], o["alpha"], o["dropout"], list(o["target_modules"]))
         self.llm = model.train()  # from_pretrained returns eval mode; Lightning switches modes from here on
-        self.backbone = self.hf
         if hp.train_embeddings:
             self.hf.get_input_embeddings().weight.requires_grad_(True)
             self.hf.get_output_embeddings().weight.requires_grad_(True)
