@@ -10,6 +10,7 @@ from recarena.data.datamodule import RecDataModule
 from recarena.data.splits import temporal_ratio
 from recarena.errors import ConfigError
 from recarena.models.ranking import rank_scores
+from recarena.models.recommenders.ease import EASE
 from recarena.models.recommenders.knn import ItemKNN, UserKNN
 from recarena.models.recommenders.mf import MatrixFactorization
 from recarena.models.recommenders.pop import Popularity
@@ -17,6 +18,7 @@ from recarena.models.recommenders.pop import Popularity
 FACTORIES = {
     "pop": Popularity,
     "itemcf": lambda: ItemKNN(k=20),
+    "ease": lambda: EASE(lam=50.0),
     "usercf": lambda: UserKNN(k=20),
     "als": lambda: MatrixFactorization(
         implicit.als.AlternatingLeastSquares(factors=8, iterations=3, random_state=0, use_gpu=False)
