@@ -57,7 +57,7 @@ class LLMDGRS(GenerativeModule):
         gradient_checkpointing: bool = False,
         max_len: int = 20,
         history_text: bool = False,
-        instruction: str = "A user's history, oldest first:",
+        instruction: str = "A user's history, oldest first:\n",
         answer: str = "Recommended next:",
         title_template: list[str] | str | None = None,
         title_end: str = "\n",
@@ -148,7 +148,7 @@ class LLMDGRS(GenerativeModule):
         if len(end) != 1:
             raise ConfigError(f"model.title_end={hp.title_end!r}: must be one token of the backbone's tokenizer")
         return PromptBuilder(
-            instruction=list(tokenizer(hp.instruction + "\n")["input_ids"]),  # with the tokenizer's BOS, if any
+            instruction=list(tokenizer(hp.instruction)["input_ids"]),  # with the tokenizer's BOS, if it adds one
             answer=encode(hp.answer),
             bullet=encode("-"),
             titles=[encode(" " + t) for t in titles],
