@@ -121,3 +121,15 @@ def test_unknown_model_is_reported_by_hydra(tmp_path):
     done = _train_cli("model=nosuchmodel", "data=synthetic", "logger=none", cwd=tmp_path)
     assert done.returncode != 0
     assert "nosuchmodel" in done.stderr and "model" in done.stderr
+
+
+def test_monitored_metric_follows_eval_ks_unless_set(run_train, tmp_path):
+    from tests.conftest import compose_config
+
+    assert compose_config(["model=gpt_dgrs"], tmp_path).optimized_metric == "val/ndcg@10"
+    five = compose_config(["model=gpt_dgrs", "eval.ks=[5]"], tmp_path)
+    assert five.optimized_metric == "val/ndcg@5" and five.callbacks.early_stopping.monitor == "val/ndcg@5"
+    assert compose_config(["eval.ks=[5,20]"], tmp_path).optimized_metric == "val/ndcg@20"
+    assert compose_config(["eval.ks=[5]", "optimized_metric=val/recall@5"], tmp_path).optimized_metric == "val/recall@5"
+    results, _ = run_train("model=pop", "data=synthetic", "logger=none", "eval.ks=[5]")
+    assert {k.split("@")[1].split("/")[0] for k in results["val"] if "@" in k} == {"5"}  # eval.ks=[5] runs as asked

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from recarena.evaluation.stats import Summary, holm, paired_tests, summarize
 from recarena.reporting.plots import plot_report
+from recarena.utils import resolvers  # noqa: F401  (job configs interpolate ${monitor_k:...})
 from recarena.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
