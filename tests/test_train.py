@@ -133,3 +133,14 @@ def test_monitored_metric_follows_eval_ks_unless_set(run_train, tmp_path):
     assert compose_config(["eval.ks=[5]", "optimized_metric=val/recall@5"], tmp_path).optimized_metric == "val/recall@5"
     results, _ = run_train("model=pop", "data=synthetic", "logger=none", "eval.ks=[5]")
     assert {k.split("@")[1].split("/")[0] for k in results["val"] if "@" in k} == {"5"}  # eval.ks=[5] runs as asked
+
+
+def test_default_cutoffs_above_a_tiny_catalogue_are_dropped_with_a_warning(run_train, caplog):
+    tiny = ["model=pop", "data=synthetic", "data.n_items=12", "data.n_users=60", "data.n_interactions=500"]
+    tiny.append("logger=none")
+    with caplog.at_level("WARNING"):
+        results, _ = run_train(*tiny)  # default eval.ks=[5,10,20]: 20 > 12 items
+    assert "the catalogue has 12 items; evaluating at K=[5, 10]" in caplog.text
+    assert {k.split("@")[1].split("/")[0] for k in results["test"] if "@" in k} == {"5", "10"}
+    with pytest.raises(ConfigError, match="eval.ks contains 20: larger than the catalogue"):
+        run_train(*tiny, "eval.ks=[5,20]")  # written by the user: stays an error

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recarena.errors import ConfigError
 from recarena.evaluation.callback import RecEvalCallback, check_ks
@@ -32,6 +33,7 @@ def train(cfg: DictConfig) -> dict[str, dict[str, float]]:
     if os.environ.get("LOCAL_RANK", "0") == "0":  # data errors before a model, logger or W&B run exists
         datamodule.prepare_data()  # (DDP workers load theirs inside fit, after rank 0's download)
         datamodule.setup("fit")
+        fit_default_ks(cfg, datamodule.data.n_items)
     model = build(cfg.model, "model")
     callbacks = build_all(cfg.get("callbacks"), "callbacks")
     evaluator = next((c for c in callbacks if isinstance(c, RecEvalCallback)), None)
@@ -67,6 +69,27 @@ def check_config(cfg: DictConfig) -> None:
         if int(cut) not in ks:
             raise ConfigError(f"optimized_metric={metric!r}: K={cut} is not in eval.ks={ks}")
     _check_resume(cfg)
+
+
+def fit_default_ks(cfg: DictConfig, n_items: int) -> None:
+    """Drop default cut-offs above the catalogue (eval.ks=[5,10,20] on a 10-item dataset) with a warning; a K the
+    user wrote on the command line stays, and the evaluator names it as an error."""
+    ks = check_ks(cfg.eval.ks)
+    kept = [k for k in ks if k <= n_items]
+    if kept == ks or _overridden("eval.ks"):
+        return
+    kept = kept or [n_items]
+    log.warning("eval.ks=%s: the catalogue has %d items; evaluating at K=%s instead", ks, n_items, kept)
+    with open_dict(cfg):
+        cfg.eval.ks = kept
+
+
+def _overridden(key: str) -> bool:
+    """Whether the command line (Hydra's task overrides) set `key`."""
+    if not HydraConfig.initialized():
+        return False
+    overrides = HydraConfig.get().overrides.task
+    return any(o.lstrip("+~").split("=", 1)[0] == key for o in overrides)
 
 
 def _check_resume(cfg: DictConfig) -> None:
