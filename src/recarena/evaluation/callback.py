@@ -152,6 +152,8 @@ class RecEvalCallback(pl_lightning.Callback):
         if invalid is not None:
             per_user["invalid_rate"] = invalid
             summary["invalid_rate"] = float(invalid.mean())
+        if data.max_users is not None:  # logged too, so a sampled run is visible as such in W&B
+            summary["sampled_users"] = float(len(users))
         cold = data.train_counts()[users] <= self.cold_threshold
         for label, members in (("cold", cold), ("warm", ~cold)):
             summary[f"users/{label}"] = float(members.sum())

@@ -336,6 +336,7 @@ def to_frame(board: Leaderboard) -> pl.DataFrame:
             "n_seeds": len(row.jobs),
             "seeds": " ".join(str(s) for s in row.seeds),
             "failed_jobs": row.failed,
+            "eval_users": _eval_users(row),  # "100/943 (sampled)" for an eval.max_users row, else "all"
         }
         for column in board.columns:
             if column.key in record:
@@ -350,6 +351,11 @@ def to_frame(board: Leaderboard) -> pl.DataFrame:
             record[f"{metric}_p_wilcoxon_holm"] = c.p_wilcoxon if c else None
         records.append(record)
     return pl.DataFrame(records, infer_schema_length=None)
+
+
+def _eval_users(row: Row) -> str:
+    sampled = sorted({j.sampled for j in row.jobs if j.sampled is not None})
+    return ", ".join(f"{n}/{total} (sampled)" for n, total in sampled) if sampled else "all"
 
 
 def _fmt(key: str, value: float) -> str:

@@ -160,14 +160,15 @@ class LLMDGRS(GenerativeModule):
     def _init_item_rows(self) -> None:
         """Item rows := mean of the LM's embedding rows of the item's title tokens (input and, if untied, output)."""
 
-        def mean_rows(table: torch.Tensor) -> torch.Tensor:
-            return torch.stack([table[torch.tensor(ids)].mean(0) for ids in self.prompts.titles]).detach().clone()
-
         word_in = self.hf.get_input_embeddings().weight
         word_out = self.hf.get_output_embeddings().weight
-        self.item_in = nn.Parameter(mean_rows(word_in))
+        self.item_in = nn.Parameter(self.title_means(word_in))
         tied = word_out.data_ptr() == word_in.data_ptr()
-        self.item_out = self.item_in if tied else nn.Parameter(mean_rows(word_out))
+        self.item_out = self.item_in if tied else nn.Parameter(self.title_means(word_out))
+
+    def title_means(self, table: torch.Tensor) -> torch.Tensor:
+        """(n_items, width): the mean of `table`'s rows over each item's title tokens."""
+        return torch.stack([table[torch.tensor(ids)].mean(0) for ids in self.prompts.titles]).detach().clone()
 
     def train_view(self, data: Interactions) -> Dataset:
         hp = self.hparams
@@ -333,8 +334,7 @@ class LLMDGRS(GenerativeModule):
         """Item vectors for explanations: the learned item rows, or the mean LM embedding of each title."""
         if self.item_in is not None:
             return self.item_in.detach()
-        table = self.hf.get_input_embeddings().weight.detach()
-        return torch.stack([table[torch.tensor(ids)].mean(0) for ids in self.prompts.titles])
+        return self.title_means(self.hf.get_input_embeddings().weight)
 
     def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
         """Only what training changes (LoRA adapters, item rows, or every weight under full fine-tuning)."""
