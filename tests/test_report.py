@@ -17,8 +17,10 @@ from matplotlib.text import Text
 from scipy import stats as scipy_stats
 
 from recarena.evaluation.stats import Summary, holm, paired_tests, summarize
-from recarena.reporting.leaderboard import build_leaderboard, make_report
+from recarena.reporting.leaderboard import build_leaderboards
+from recarena.reporting.pairwise import pairwise_tests
 from recarena.reporting.plots import MARKER, recall_vs_coverage_figure
+from recarena.reporting.sweep_report import make_report
 from recarena.utils.wandb_records import offline_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +67,8 @@ def _metrics(job: Path) -> dict:
 
 # -- the leaderboard -----------------------------------------------------------------------------------------------
 def test_multirun_end_writes_the_report_and_its_numbers_are_the_means_of_the_jobs(sweep):
-    for name in ("leaderboard.md", "leaderboard.csv", "recall_vs_coverage.png", "metrics_at_k.png", "cold_vs_warm.png"):
+    for name in ("leaderboard.md", "leaderboard.csv", "pairwise_temporal_ratio.csv", *(f"{plot}_temporal_ratio.png" for
+                 plot in ("recall_vs_coverage", "metrics_at_k", "cold_vs_warm", "pairwise"))):  # fmt: skip
         assert (sweep / name).stat().st_size > 0, name
     table = pl.read_csv(sweep / "leaderboard.csv")
     assert sorted(table["model"]) == ["itemcf", "pop"]
@@ -85,7 +88,8 @@ def test_multirun_end_writes_the_report_and_its_numbers_are_the_means_of_the_job
     markdown = (sweep / "leaderboard.md").read_text()
     best = itemcf["recall@10"]
     assert f"**{best:.4f} ± {itemcf['recall@10_std']:.4f}**" in markdown  # the best value is bold
-    assert "## Significance against the best model" in markdown and "![recall_vs_coverage]" in markdown
+    assert "### Significance against the best model" in markdown and "![recall_vs_coverage]" in markdown
+    assert "## Split: temporal_ratio" in markdown and "## Ranks across splits" not in markdown  # one split
 
 
 def test_a_failed_job_is_listed_with_its_error_line(sweep, tmp_path):
@@ -105,7 +109,7 @@ def test_a_failed_job_is_listed_with_its_error_line(sweep, tmp_path):
     markdown = (copy / "leaderboard.md").read_text()
     line = next(s for s in markdown.splitlines() if s.startswith("| 4-usercf"))
     assert "usercf" in line and "ConfigError: model.recommender.k=-3: usercf needs at least one neighbour" in line
-    assert "2 models, 1 failed" in markdown
+    assert "2 models, 1 failed" in markdown and "## Split: temporal_ratio" in markdown
     assert pl.read_csv(copy / "leaderboard.csv").height == 2  # the failed job is no leaderboard row
 
 
@@ -120,7 +124,48 @@ def test_a_sweep_stopped_by_a_failing_job_still_reports_it(tmp_path):
     assert "| pop (eval.ks=[5,10,20]) | 1 |" in markdown
     (report,) = [r for r in offline_runs(sweep) if r.job_type == "report"]  # W&B still works at process exit
     failed = _table(report, "failed_jobs")
-    assert failed["data"][0][0] == "1-pop" and "larger than the catalogue" in failed["data"][0][3]
+    row = dict(zip(failed["columns"], failed["data"][0], strict=True))
+    assert row["job"] == "1-pop" and row["split"] == "temporal_ratio" and "larger than the catalogue" in row["error"]
+
+
+def test_two_splits_give_one_section_each_whose_numbers_are_the_means_of_that_splits_jobs(tmp_path):
+    """`split=a,b` in one sweep: a leaderboard per split (csv `split` column), ranks across splits, the all-pairs
+    matrix per split, and a W&B report run with the same per-split tables and plots."""
+    sweep, done = _sweep(tmp_path, "model=pop,itemcf", "split=temporal_ratio,leave_one_out", "seed=0,1", "logger=wandb")
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pl.read_csv(sweep / "leaderboard.csv")
+    assert sorted(zip(table["split"], table["model"], strict=True)) == [
+        ("leave_one_out", "itemcf"), ("leave_one_out", "pop"), ("temporal_ratio", "itemcf"), ("temporal_ratio", "pop")
+    ]  # fmt: skip
+    for job in sorted(p for p in sweep.iterdir() if (p / "metrics.json").exists()):
+        choices = (job / ".hydra" / "overrides.yaml").read_text()
+        split = "leave_one_out" if "split=leave_one_out" in choices else "temporal_ratio"
+        model = "itemcf" if "model=itemcf" in choices else "pop"
+        same = [
+            _metrics(other)["test"]["ndcg@10"]
+            for other in sweep.iterdir()
+            if (other / "metrics.json").exists()
+            and f"split={split}" in (other / ".hydra" / "overrides.yaml").read_text()
+            and f"model={model}" in (other / ".hydra" / "overrides.yaml").read_text()
+        ]
+        row = table.filter((pl.col("split") == split) & (pl.col("model") == model)).row(0, named=True)
+        assert len(same) == 2 and row["ndcg@10"] == pytest.approx(np.mean(same), rel=1e-9)
+        assert row["rank"] == (1 if model == "itemcf" else 2)
+    markdown = (sweep / "leaderboard.md").read_text()
+    assert markdown.count("## Split: ") == 2 and "## Ranks across splits" in markdown
+    assert "| itemcf | 1 (" in markdown and "### All pairs: ndcg@10" in markdown
+    for name in ("ranks_across_splits.png", "pairwise_leave_one_out.png", "cold_vs_warm_leave_one_out.png"):
+        assert (sweep / name).stat().st_size > 0, name
+    pairs = pl.read_csv(sweep / "pairwise_leave_one_out.csv")
+    assert pairs.height == 2 and set(pairs["model_a"]) == {"pop", "itemcf"}
+    (report,) = [r for r in offline_runs(sweep) if r.job_type == "report"]
+    for split in ("temporal_ratio", "leave_one_out"):
+        rows = _table(report, f"leaderboard/{split}")
+        assert len(rows["data"]) == 2 and set(rows["data"][i][0] for i in range(2)) == {split}
+        assert len(_table(report, f"pairwise/{split}")["data"]) == 2
+        assert report.summary[f"plots/{split}/pairwise/_type"] == "image-file"
+        assert report.summary[f"best/{split}/ndcg@10"] == "itemcf"
+    assert report.summary["plots/ranks_across_splits/_type"] == "image-file"
 
 
 # -- W&B offline ---------------------------------------------------------------------------------------------------
@@ -140,8 +185,8 @@ def test_wandb_report_run_and_job_runs_read_back_offline(sweep):
     column = leaderboard["columns"].index("ndcg@10")
     for model in ("pop", "itemcf"):
         assert rows[model][column] == pytest.approx(csv.filter(pl.col("model") == model)["ndcg@10"][0])
-    for name in ("recall_vs_coverage", "metrics_at_k", "cold_vs_warm"):
-        assert report.summary[f"plots/{name}/_type"] == "image-file"
+    for name in ("recall_vs_coverage", "metrics_at_k", "cold_vs_warm", "pairwise"):
+        assert report.summary[f"plots/temporal_ratio/{name}/_type"] == "image-file"
     assert report.summary["best/ndcg@10"] == "itemcf"
     assert sorted(r.job_type for r in jobs) == ["itemcf", "itemcf", "pop", "pop"]
     for run in jobs:
@@ -209,7 +254,7 @@ def test_leaderboard_significance_on_constructed_per_user_values(tmp_path):
     _fake_job(tmp_path / "1-base", "base", 0, base)
     _fake_job(tmp_path / "2-twin", "twin", 0, base + 0.2)  # two seeds whose per-user mean equals the best model
     _fake_job(tmp_path / "3-twin", "twin", 1, base)
-    board = build_leaderboard(tmp_path, k=10)
+    (board,) = build_leaderboards(tmp_path, k=10)
     assert board.best_by_metric["recall@10"] in ("better", "twin")
     base_vs_best = board.comparison("recall@10", "base")
     assert base_vs_best.mean_diff == pytest.approx(-0.1) and base_vs_best.p_ttest == 0.0
@@ -220,6 +265,34 @@ def test_leaderboard_significance_on_constructed_per_user_values(tmp_path):
     report = make_report(tmp_path, wandb="off")
     markdown = report.files["md"].read_text()
     assert "| base | 1 | 0.4500 † |" in markdown and "| twin | 2 |" in markdown
+
+
+def test_pairwise_matrix_is_symmetric_and_holm_adjusted_over_all_pairs():
+    """Four models on 10 users. A, C and D = B are ordered so that every pair but (B, D) has 10 distinct positive
+    differences: exact two-sided Wilcoxon p = 2 / 2**10 each; (B, D) are identical: p = 1. Holm over the 6 pairs:
+    the five equal p's become 6·p (running max of 6p, 5p, ..., 2p), the last min(1, 1·1) = 1."""
+    users = np.arange(10)
+    base = np.linspace(0.1, 0.5, 10)
+    values = {
+        "A": base + 0.01 * np.arange(1, 11),
+        "B": base,
+        "C": base + 0.2 + 0.001 * np.arange(1, 11),
+        "D": base.copy(),
+    }
+    frames = {label: pl.DataFrame({"user": users, "ndcg@10": v}) for label, v in values.items()}
+    pw = pairwise_tests(frames, "ndcg@10")
+    p = 2 / 2**10
+    expected = np.array([[np.nan, 6 * p, 6 * p, 6 * p], [6 * p, np.nan, 6 * p, 1.0],
+                         [6 * p, 6 * p, np.nan, 6 * p], [6 * p, 1.0, 6 * p, np.nan]])  # fmt: skip
+    np.testing.assert_allclose(pw.p_wilcoxon, expected)
+    np.testing.assert_allclose(pw.p_ttest, pw.p_ttest.T)  # symmetric
+    np.testing.assert_allclose(pw.mean_diff, -pw.mean_diff.T)  # row − column
+    assert pw.mean_diff[0, 1] == pytest.approx(0.055) and pw.n_users[0, 1] == 10
+    pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    labels = list(values)
+    raw_t = [paired_tests(values[labels[i]], values[labels[j]]).t_p for i, j in pairs]
+    np.testing.assert_allclose([pw.p_ttest[i, j] for i, j in pairs], holm(raw_t))  # the t-test: Holm over all pairs
+    assert pw.wins("C", 0.05) == ["A", "B", "D"] and pw.wins("A", 0.05) == ["B", "D"] and pw.wins("B", 0.05) == []
 
 
 # -- plots ---------------------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from recarena.errors import ConfigError
-from recarena.reporting.leaderboard import build_leaderboard, to_frame, to_markdown
+from recarena.reporting.leaderboard import build_leaderboards, to_frame
+from recarena.reporting.markdown import to_markdown
 
 
 def test_every_model_is_scored_on_the_same_seeded_sample_and_the_report_says_so(run_train, tmp_path):
@@ -25,8 +26,8 @@ def test_every_model_is_scored_on_the_same_seeded_sample_and_the_report_says_so(
         assert sampling == {"eval_max_users": 25, "eval_users": {"val": 25, "test": 25},
                             "all_eval_users": sampling["all_eval_users"]}  # fmt: skip
         assert sampling["all_eval_users"]["test"] == len(everyone)
-    board = build_leaderboard(tmp_path)
-    report = to_markdown(board)
+    (board,) = build_leaderboards(tmp_path)
+    report = to_markdown([board])
     assert "SAMPLED EVALUATION (eval.max_users)" in report and f"on 25 of {len(everyone)} test users" in report
     column = dict(zip(to_frame(board)["model"], to_frame(board)["eval_users"], strict=True))
     assert f"25/{len(everyone)} (sampled)" in column.values() and "all" in column.values()  # the csv and W&B table

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from recarena.reporting.leaderboard import WANDB_CHOICES, make_report
+from recarena.reporting.sweep_report import WANDB_CHOICES, make_report
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -39,12 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main_sections(markdown: str) -> str:
-    """The accuracy table and the failed jobs of the markdown report (the rest is in the file)."""
+    """Each split's accuracy table and failed jobs, and the ranks across splits (the rest is in the file)."""
     keep, out = False, []
     for line in markdown.splitlines():
-        if line.startswith("## "):
-            keep = line.startswith(("## Accuracy @", "## Failed jobs"))
-        if keep or line.startswith("# "):
+        if line.startswith("#"):
+            keep = line.startswith(("### Accuracy @", "### Failed jobs", "## Ranks across splits"))
+        if keep or line.startswith(("# ", "## Split:")):
             out.append(line)
     return "\n".join(out)
 

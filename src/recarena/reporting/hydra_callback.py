@@ -26,7 +26,7 @@ class ReportCallback(Callback):
     Parameters
     ----------
     enabled: write the report at all (`hydra.callbacks.report.enabled=false` to skip it).
-    k, alpha, wandb: passed to `recarena.reporting.leaderboard.make_report`."""
+    k, alpha, wandb: passed to `recarena.reporting.sweep_report.make_report`."""
 
     def __init__(self, enabled: bool = True, k: int = 10, alpha: float = 0.05, wandb: str = "auto") -> None:
         self.enabled, self.k, self.alpha, self.wandb = bool(enabled), int(k), float(alpha), str(wandb)
@@ -63,7 +63,7 @@ class ReportCallback(Callback):
             self._report()
 
     def _report(self) -> None:
-        from recarena.reporting.leaderboard import make_report
+        from recarena.reporting.sweep_report import make_report
 
         self.reported = True
         with _without_job_log():

@@ -1,5 +1,5 @@
-"""Sweep folder → leaderboard: every job's metrics.json and per-user metrics, mean ± std over seeds, paired
-significance against the best model, failed jobs with their error line; written as leaderboard.md/.csv."""
+"""Sweep folder → one leaderboard per split: every job's metrics.json and per-user metrics, mean ± std over seeds,
+paired significance against the best model and between all pairs, and the failed jobs with their error line."""
 
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ import polars as pl
 from omegaconf import DictConfig, OmegaConf
 
 from recarena.evaluation.stats import Summary, holm, paired_tests, summarize
-from recarena.reporting.plots import plot_report
+from recarena.reporting.pairwise import Pairwise, pairwise_tests
 from recarena.utils import resolvers  # noqa: F401  (job configs interpolate ${monitor_k:...})
-from recarena.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +26,10 @@ BEYOND = ("novelty", "arp", "gini", "ild")
 MAIN = ("recall", "ndcg", "precision")  # metrics tested for significance against the best model
 LOWER_IS_BETTER = ("arp", "gini", "fit_s", "eval_s")
 SORT_METRIC = "ndcg"  # the metric sweeps optimise (val/ndcg@10); rows are sorted by its test value
+PAIRWISE_METRIC = "ndcg"  # the all-pairs matrix compares per-user ndcg@k
 _ERROR_LINE = re.compile(r"(Error|Exception)\b|\[ERROR\]")
 _LOG_PREFIX = re.compile(r"^\[[^\]]*\]\[[^\]]*\]\[[A-Z]+\] - ")
 _NOT_JOBS = {"wandb"}
-WANDB_CHOICES = ("auto", "on", "off")
 
 
 # -- jobs ----------------------------------------------------------------------------------------------------
@@ -40,6 +39,7 @@ class Job:
 
     path: Path
     model: str
+    split: str = ""  # hydra.runtime.choices.split ("" when the job folder does not say)
     seed: int | None = None
     overrides: list[str] = field(default_factory=list)
     config: DictConfig | None = None
@@ -71,18 +71,32 @@ def collect_jobs(sweep_dir: str | Path) -> list[Job]:
         hint = " (a single run's folder: pass the sweep folder above it)" if single else ""
         raise FileNotFoundError(f"{sweep_dir}: no job folders (sub-folders with .hydra/ or metrics.json){hint}")
     jobs = [read_job(p) for p in sorted(folders, key=_job_order)]
-    assign_labels(jobs)
+    named = {j.split for j in jobs if j.split}
+    if len(named) == 1:  # a folder without a Hydra record (a job that died early) belongs to the only split
+        for job in jobs:
+            job.split = job.split or next(iter(named))
+    for members in by_split(jobs).values():
+        assign_labels(members)
     return jobs
+
+
+def by_split(jobs: list[Job]) -> dict[str, list[Job]]:
+    """Jobs grouped by split, in the order the splits first appear."""
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.split, []).append(job)
+    return groups
 
 
 def read_job(path: Path) -> Job:
     """Read one job folder; a job without test metrics is failed, with the last error line of its logs."""
     hydra_dir = path / ".hydra"
     config = OmegaConf.load(hydra_dir / "config.yaml") if (hydra_dir / "config.yaml").exists() else None
-    model = _model_name(path)
+    model, split = _choice(path, "model"), _choice(path, "split")
     overrides = [str(o) for o in OmegaConf.load(o_path)] if (o_path := hydra_dir / "overrides.yaml").exists() else []
     seed = config.get("seed") if config is not None else None
-    job = Job(path=path, model=model, seed=int(seed) if isinstance(seed, int) else None, overrides=overrides)
+    seed = int(seed) if isinstance(seed, int) else None
+    job = Job(path=path, model=model or _folder_model(path), split=split or "", seed=seed, overrides=overrides)
     job.config = config
     metrics_file = path / "metrics.json"
     saved = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
@@ -119,20 +133,24 @@ def assign_labels(jobs: list[Job]) -> None:
     varying = [
         k
         for k in keys
-        if k not in ("seed", "model") and not k.startswith("hydra") and len({p.get(k) for p in known}) > 1
+        if k not in ("seed", "model", "split") and not k.startswith("hydra") and len({p.get(k) for p in known}) > 1
     ]
     for job, values in zip(jobs, parsed, strict=True):
         extra = ", ".join(f"{_short(k)}={values[k]}" for k in varying if k in values)
         job.label = f"{job.model} ({extra})" if extra else job.model
 
 
-def _model_name(path: Path) -> str:
-    """hydra.runtime.choices.model from .hydra/hydra.yaml, else the `<num>-<model>` folder name's model part."""
+def _choice(path: Path, group: str) -> str | None:
+    """hydra.runtime.choices.<group> from the job's .hydra/hydra.yaml (None when absent)."""
     hydra_yaml = path / ".hydra" / "hydra.yaml"
-    if hydra_yaml.exists():
-        choice = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.runtime.choices.model")
-        if choice:
-            return str(choice)
+    if not hydra_yaml.exists():
+        return None
+    choice = OmegaConf.select(OmegaConf.load(hydra_yaml), f"hydra.runtime.choices.{group}")
+    return str(choice) if choice else None
+
+
+def _folder_model(path: Path) -> str:
+    """The model part of a `<num>-<model>` job folder name (for a folder without a Hydra record)."""
     match = re.fullmatch(r"\d+-(.+)", path.name)
     return match.group(1) if match else path.name
 
@@ -219,6 +237,12 @@ class Leaderboard:
     alpha: float = 0.05
     cold_threshold: int | None = None
     best_by_metric: dict[str, str] = field(default_factory=dict)
+    split: str = ""
+    pairwise: Pairwise | None = None  # all pairs on per-user PAIRWISE_METRIC@k
+
+    @property
+    def title(self) -> str:
+        return self.split or "all jobs"
 
     def value(self, label: str, key: str) -> Summary | None:
         row = next((r for r in self.rows if r.label == label), None)
@@ -248,10 +272,15 @@ def columns_for(ks: Iterable[int], k: int) -> list[Column]:
     return cols
 
 
-def build_leaderboard(sweep_dir: str | Path, k: int = 10, alpha: float = 0.05) -> Leaderboard:
-    """Read the sweep and compute the table, the paired tests against the best model and the failure list."""
+def build_leaderboards(sweep_dir: str | Path, k: int = 10, alpha: float = 0.05) -> list[Leaderboard]:
+    """Read the sweep and compute one leaderboard per split (a sweep over `split=a,b` gets two)."""
     sweep_dir = Path(sweep_dir)
-    jobs = collect_jobs(sweep_dir)
+    groups = by_split(collect_jobs(sweep_dir))
+    return [build_leaderboard(sweep_dir, jobs, split, k, alpha) for split, jobs in groups.items()]
+
+
+def build_leaderboard(sweep_dir: Path, jobs: list[Job], split: str, k: int = 10, alpha: float = 0.05) -> Leaderboard:
+    """One split's table, paired tests against the best model, all-pairs matrix and failure list."""
     done = [j for j in jobs if j.ok]
     ks = sorted({int(name.split("@")[1]) for j in done for name in j.metrics if re.fullmatch(r"recall@\d+", name)})
     if done and k not in ks:
@@ -267,9 +296,12 @@ def build_leaderboard(sweep_dir: str | Path, k: int = 10, alpha: float = 0.05) -
         rows.append(Row(label, members[0].model, members, stats, failed))
     sort_key = f"{SORT_METRIC}@{k}"
     rows.sort(key=lambda r: -r.stats[sort_key].mean if not math.isnan(r.stats[sort_key].mean) else math.inf)
-    board = Leaderboard(sweep_dir, k, columns, rows, [j for j in jobs if not j.ok], [], alpha)
+    board = Leaderboard(sweep_dir, k, columns, rows, [j for j in jobs if not j.ok], [], alpha, split=split)
     board.cold_threshold = _cold_threshold(done)
-    board.comparisons, board.best_by_metric = significance(rows, [f"{m}@{k}" for m in MAIN])
+    metrics = [f"{m}@{k}" for m in MAIN]
+    per_user = {r.label: per_user_means(r.jobs, metrics) for r in rows}
+    board.comparisons, board.best_by_metric = significance(rows, metrics, per_user)
+    board.pairwise = pairwise_tests(per_user, f"{PAIRWISE_METRIC}@{k}")
     return board
 
 
@@ -295,10 +327,12 @@ def per_user_means(jobs: list[Job], metrics: list[str]) -> pl.DataFrame | None:
     return merged.group_by("user").agg([pl.col(m).mean() for m in merged.columns if m != "user"]).sort("user")
 
 
-def significance(rows: list[Row], metrics: list[str]) -> tuple[list[Comparison], dict[str, str]]:
+def significance(
+    rows: list[Row], metrics: list[str], per_user: dict[str, pl.DataFrame | None]
+) -> tuple[list[Comparison], dict[str, str]]:
     """For each metric: paired t-test and Wilcoxon of every model against the best one (highest mean) on per-user
-    test values (joined on user), Holm-corrected across the models compared."""
-    per_user = {r.label: per_user_means(r.jobs, metrics) for r in rows}
+    test values (`per_user`: label → per-user means over seeds, joined on user), Holm-corrected across the models
+    compared."""
     comparisons, best_by_metric = [], {}
     for metric in metrics:
         means = {r.label: r.stats[metric].mean for r in rows if not math.isnan(r.stats[metric].mean)}
@@ -329,8 +363,10 @@ def significance(rows: list[Row], metrics: list[str]) -> tuple[list[Comparison],
 def to_frame(board: Leaderboard) -> pl.DataFrame:
     """One row per model: label, model, seeds, every column's mean and std, significance vs the best model."""
     records = []
-    for row in board.rows:
+    for rank, row in enumerate(board.rows, start=1):
         record: dict[str, Any] = {
+            "split": board.split,
+            "rank": rank,  # by test SORT_METRIC@k within the split
             "model": row.label,
             "family": row.model,
             "n_seeds": len(row.jobs),
@@ -353,225 +389,24 @@ def to_frame(board: Leaderboard) -> pl.DataFrame:
     return pl.DataFrame(records, infer_schema_length=None)
 
 
+def frame_of(boards: list[Leaderboard]) -> pl.DataFrame:
+    """Every split's rows in one frame (the `split` column says which)."""
+    frames = [to_frame(b) for b in boards if b.rows]
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame({"split": [], "model": []})
+
+
 def _eval_users(row: Row) -> str:
     sampled = sorted({j.sampled for j in row.jobs if j.sampled is not None})
     return ", ".join(f"{n}/{total} (sampled)" for n, total in sampled) if sampled else "all"
 
 
-def _fmt(key: str, value: float) -> str:
-    if math.isnan(value):
-        return "n/a"
-    name = key.split("@")[0]
-    if name in ("fit_s", "eval_s"):
-        return f"{value:.3g}"
-    if name in ("arp", "novelty"):
-        return f"{value:.2f}"
-    return f"{value:.4f}"
-
-
-def _cell(board: Leaderboard, row: Row, column: Column) -> str:
-    summary = row.stats[column.key]
-    text = _fmt(column.key, summary.mean)
-    if not math.isnan(summary.std):
-        text += f" ± {_fmt(column.key, summary.std)}"
-    if row.label in board.best(column.key):
-        text = f"**{text}**"
-    comparison = board.comparison(column.key, row.label)
-    if comparison is not None and comparison.p_wilcoxon < board.alpha and comparison.mean_diff < 0:
-        text += " †"
-    return text
-
-
-def _table(board: Leaderboard, columns: list[Column], with_seeds: bool = False) -> list[str]:
-    head = ["model", *(["seeds"] if with_seeds else []), *(c.title for c in columns)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
-    for row in board.rows:
-        cells = [row.label, *([str(len(row.jobs))] if with_seeds else []), *(_cell(board, row, c) for c in columns)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _p(value: float) -> str:
-    return "n/a" if math.isnan(value) else (f"{value:.2e}" if value < 1e-3 else f"{value:.3f}")
-
-
-def to_markdown(board: Leaderboard, plots: dict[str, Path] | None = None) -> str:
-    """The human-readable report: tables by section, significance, failed jobs and the plots."""
-    k, sections = board.k, {}
-    for column in board.columns:
-        sections.setdefault(column.section, []).append(column)
-    n_jobs = sum(len(r.jobs) for r in board.rows)
-    cold = f"≤ {board.cold_threshold}" if board.cold_threshold is not None else "few"
-    lines = [
-        f"# Leaderboard: {board.sweep_dir.name}",
-        "",
-        f"{_count(n_jobs, 'finished job')}, {_count(len(board.rows), 'model')}, {len(board.failed)} failed. "
-        "Test stage; each cell is the "
-        "mean ± std over seeds (sample std; one seed shows the mean only). Best per column in **bold** (highest; "
-        f"lowest for ARP, Gini and times). Rows sorted by {SORT_METRIC}@{k}.",
-        f"† = below the best model of that column with Holm-adjusted Wilcoxon p < {board.alpha} (paired on per-user "
-        "test values, each user's values averaged over seeds first).",
-        *_sampled_lines(board),
-        "",
-        f"## Accuracy @{k}",
-        *_table(board, sections.get("main", []), with_seeds=True),
-        "",
-        "## Accuracy at every cut-off",
-        *_table(board, sections.get("cutoffs", [])),
-        "",
-        f"## Beyond accuracy @{k}",
-        "novelty: mean −log2(popularity share); ARP: mean train popularity; Gini: 0 = every item recommended "
-        "equally often; ILD: mean pairwise dissimilarity within a list.",
-        "",
-        *_table(board, sections.get("beyond", [])),
-        "",
-        f"## Cold ({cold} train interactions) vs warm users",
-        *_table(board, sections.get("slices", [])),
-        "",
-        "## Time",
-        "fit: fitting (non-gradient models) or training time; test eval: scoring and evaluating the test users.",
-        "",
-        *_table(board, sections.get("time", [])),
-        "",
-        *_significance_lines(board),
-        *_failed_lines(board),
-    ]
-    if plots:
-        lines += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in plots.items()] + [""]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _sampled_lines(board: Leaderboard) -> list[str]:
-    """A warning naming every row scored on a sample of users (eval.max_users), so it is never read as a full run."""
-    sampled = sorted({(r.label, j.sampled) for r in board.rows for j in r.jobs if j.sampled is not None})
-    if not sampled:
-        return []
-    rows = "; ".join(f"**{label}** on {n} of {total} test users" for label, (n, total) in sampled)
-    return [
-        f"⚠ SAMPLED EVALUATION (eval.max_users): {rows}. Their coverage and Gini are over the sample's lists only, "
-        "and significance tests pair them with other models on the users both scored."
-    ]
-
-
-def _significance_lines(board: Leaderboard) -> list[str]:
-    lines = [
-        "## Significance against the best model",
-        "Paired two-sided tests on per-user test values (users joined across models); p-values Holm-adjusted "
-        "across the models compared for each metric and test. Δ = model − best (mean over users).",
-        "",
-    ]
-    if not board.comparisons:
-        return [*lines, "No comparison (fewer than two models with per-user metrics).", ""]
-    lines += ["| metric | best | model | Δ mean | p t-test (Holm) | p Wilcoxon (Holm) | users |", "|---" * 7 + "|"]
-    for c in board.comparisons:
-        lines.append(
-            f"| {c.metric} | {c.best} | {c.label} | {c.mean_diff:+.4f} | {_p(c.p_ttest)} | {_p(c.p_wilcoxon)} "
-            f"| {c.n_users} |"
-        )
-    return [*lines, ""]
-
-
-def _failed_lines(board: Leaderboard) -> list[str]:
-    if not board.failed:
-        return []
-    lines = ["## Failed jobs", "", "| job | model | overrides | error |", "|---|---|---|---|"]
-    for job in board.failed:
-        error = (job.error or "").replace("|", "\\|")
-        overrides = " ".join(job.overrides).replace("|", "\\|")
-        lines.append(f"| {job.path.name} | {job.model} | {overrides} | {error} |")
-    return [*lines, ""]
-
-
-def write_leaderboard(board: Leaderboard, plots: dict[str, Path] | None = None) -> dict[str, Path]:
-    """Write leaderboard.md and leaderboard.csv atomically into the sweep folder."""
-    out = board.sweep_dir
-    markdown = to_markdown(board, plots)
-    frame = to_frame(board)
-    return {
-        "md": atomic_write(out / "leaderboard.md", lambda tmp: tmp.write_text(markdown)),
-        "csv": atomic_write(out / "leaderboard.csv", lambda tmp: frame.write_csv(tmp)),
-    }
-
-
-# -- the report: files, plots, W&B -------------------------------------------------------------------------
-
-
-@dataclass
-class Report:
-    """What `make_report` produced: the leaderboard, the files written and the W&B run folder (if any)."""
-
-    board: Leaderboard
-    files: dict[str, Path] = field(default_factory=dict)
-    wandb_dir: Path | None = None
-
-
-def make_report(sweep_dir: str | Path, k: int = 10, alpha: float = 0.05, wandb: str = "auto") -> Report:
-    """Write leaderboard.md/.csv and the plots into `sweep_dir`; log them to W&B (`auto`: when the jobs did)."""
-    if wandb not in WANDB_CHOICES:
-        raise ValueError(f"wandb={wandb!r}: expected one of {WANDB_CHOICES}")
-    board = build_leaderboard(sweep_dir, k=k, alpha=alpha)
-    plots = plot_report(board)
-    report = Report(board, {**write_leaderboard(board, plots), **plots})
-    settings = wandb_settings(board)
-    if wandb == "on" or (wandb == "auto" and settings is not None):
-        try:
-            report.wandb_dir = log_report_to_wandb(board, plots, settings or {})
-        except Exception as error:  # the files are the report; a W&B problem must not lose them
-            log.warning("report: could not log to W&B (%s: %s); the files are written", type(error).__name__, error)
-    return report
-
-
-def wandb_settings(board: Leaderboard) -> dict[str, Any] | None:
-    """The jobs' W&B logger config (project, entity, mode), or None when no job logged to W&B."""
-    for job in [*(j for r in board.rows for j in r.jobs), *board.failed]:
-        node = OmegaConf.select(job.config, "logger.wandb") if job.config is not None else None
-        if node is not None:
-            return {key: node.get(key) for key in ("project", "entity", "mode") if isinstance(node.get(key), str)}
-    return None
-
-
-def log_report_to_wandb(board: Leaderboard, plots: dict[str, Path], settings: dict[str, Any]) -> Path | None:
-    """One W&B run (job_type="report", group = sweep folder name like the jobs): leaderboard Table, plot Images,
-    failed jobs Table and the best model per main metric in the summary. Returns the run's local folder."""
-    import wandb
-
-    from recarena.utils.wandb_logger import resolve_mode  # imports Lightning: only when logging
-
-    mode = resolve_mode(settings.get("mode") or "auto")
-    if mode == "disabled":
-        return None
-    group = board.sweep_dir.resolve().name
-    run = wandb.init(
-        project=settings.get("project") or "recarena",
-        entity=settings.get("entity"),
-        group=group,
-        job_type="report",
-        name=f"report-{group}",
-        dir=str(board.sweep_dir),
-        mode=mode,
-        config={"sweep_dir": str(board.sweep_dir.resolve()), "k": board.k, "alpha": board.alpha},
-    )
-    try:
-        frame = to_frame(board)
-        payload: dict[str, Any] = {
-            "leaderboard": wandb.Table(columns=frame.columns, data=[list(r) for r in frame.rows()])
-        }
-        for name, path in plots.items():
-            payload[f"plots/{name}"] = wandb.Image(str(path), caption=path.name)
-        if board.failed:
-            rows = [[j.path.name, j.model, " ".join(j.overrides), j.error or ""] for j in board.failed]
-            payload["failed_jobs"] = wandb.Table(columns=["job", "model", "overrides", "error"], data=rows)
-        run.log(payload)
-        for metric, label in board.best_by_metric.items():
-            run.summary[f"best/{metric}"] = label
-        run.summary["n_failed_jobs"] = len(board.failed)
-        local = Path(run.dir).parent
-    finally:
-        run.finish()
-    if mode == "offline":
-        log.info("wandb: offline report run; upload later with: wandb sync %s", local)
-    return local
+def slice_users(board: Leaderboard) -> dict[str, int | None]:
+    """Test users in the cold and warm slices (metrics.json `users/cold`, `users/warm`) of the split's first
+    finished job scored on all users; the slices are the same for every model of a split."""
+    jobs = [j for r in board.rows for j in r.jobs]
+    full = [j for j in jobs if j.sampled is None] or jobs
+    counts = {}
+    for name in ("cold", "warm"):
+        value = full[0].metrics.get(f"users/{name}") if full else None
+        counts[name] = int(value) if value is not None and not math.isnan(value) else None
+    return counts

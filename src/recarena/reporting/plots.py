@@ -230,39 +230,125 @@ def metrics_bars(board: Leaderboard, path: Path) -> Path:
 
 
 def cold_warm(board: Leaderboard, path: Path) -> Path:
-    """Bars of recall@K for cold vs warm users per model: who copes with short histories."""
+    """Recall@K per model within the cold slice and within the warm slice (two panels, user counts in the titles).
+
+    The slices are not compared with each other: a cold user's recall has a different scale (fewer test items)."""
+    from recarena.reporting.leaderboard import slice_users  # the leaderboard module imports this one
+
     k, labels = board.k, [r.label for r in board.rows]
-    cold, cold_std = _mean_std(board, f"recall@{k}/cold")
-    warm, warm_std = _mean_std(board, f"recall@{k}/warm")
-    fig = _new_figure(len(labels), extra_width=2.2)
-    ax = fig.add_subplot()
-    x = np.arange(len(labels))
+    users = slice_users(board)
     threshold = f"≤ {board.cold_threshold}" if board.cold_threshold is not None else "few"
-    ax.bar(x - 0.2, cold, 0.4, yerr=cold_std, capsize=3, label=f"cold ({threshold} train\ninteractions)")
-    ax.bar(x + 0.2, warm, 0.4, yerr=warm_std, capsize=3, label="warm (the rest)")
-    best_cold, value = _best(labels, cold)
-    takeaway = f"{best_cold} is the best for cold users (recall@{k} {value:.3f})"
-    gap = warm - cold
-    if np.isfinite(gap).any():
-        i = int(np.nanargmax(np.abs(gap)))
-        better = "warm" if gap[i] > 0 else "cold"
-        takeaway += f"\n{labels[i]} has the largest cold/warm gap: {better} users {abs(gap[i]):.3f} higher"
-    _titles(fig, ax, takeaway, f"Recall@{k}: cold vs warm users (test)")
-    ax.set_ylabel(f"recall@{k} (test, mean ± std over seeds)")
-    ax.set_xlabel("model")
-    _label_ticks(ax, labels)
-    _legend_outside(ax)
+    fig = _new_figure(2 * len(labels) // 3, height=5.2, extra_width=max(0.0, 9.6 - max(6.4, 0.8 * len(labels) + 3)))
+    findings = []
+    for i, (name, rule) in enumerate((("cold", f"{threshold} train interactions"), ("warm", "the rest"))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        mean, std = _mean_std(board, f"recall@{k}/{name}")
+        x = np.arange(len(labels))
+        bars = ax.bar(x, mean, 0.7, yerr=std, capsize=3, color=f"C{i}")
+        best, value = _best(labels, mean)
+        bars[labels.index(best)].set_edgecolor("black")
+        bars[labels.index(best)].set_linewidth(1.5)
+        findings.append(f"{name}: {best} ({value:.3f})")
+        n = users.get(name)
+        ax.set_title(f"{name} users ({rule}; n = {n if n is not None else 'n/a'})", fontsize=9)
+        ax.set_ylabel(f"recall@{k} (test, mean ± std over seeds)")
+        _label_ticks(ax, labels)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(
+        f"Best per slice, recall@{k}: " + "; ".join(findings) + "\nCompare models within a panel: cold users have "
+        "fewer test items, so the panels' scales differ",
+        fontsize=10,
+        fontweight="bold",
+    )
+    return _save(fig, path)
+
+
+def ranks_across_splits_figure(boards: list[Leaderboard]) -> Figure:
+    """Each model's rank (by test ndcg@K) on every split, joined by a line: which rankings hold across protocols."""
+    from recarena.reporting.leaderboard import SORT_METRIC
+
+    k = boards[0].k
+    labels = list(dict.fromkeys(r.label for b in boards for r in b.rows))
+    ranks = np.full((len(labels), len(boards)), np.nan)
+    for j, board in enumerate(boards):
+        for rank, row in enumerate(board.rows, start=1):
+            ranks[labels.index(row.label), j] = rank
+    fig = _new_figure(0, height=max(4.8, 0.42 * len(labels) + 1.8), extra_width=2.0)
+    ax = fig.add_subplot()
+    x = np.arange(len(boards))
+    for i, label in enumerate(labels):
+        color = f"C{i % 10}"
+        ax.plot(x, ranks[i], "o-", color=color, ms=MARKER, lw=1.5)
+        for j in (0, len(boards) - 1):
+            if np.isfinite(ranks[i, j]):
+                side = -1 if j == 0 else 1
+                ax.annotate(
+                    label, (x[j], ranks[i, j]), xytext=(8 * side, 0), textcoords="offset points",
+                    ha="right" if side < 0 else "left", va="center", fontsize=LABEL_SIZE, color=color,
+                )  # fmt: skip
+    ax.set_xticks(x, [b.title for b in boards])
+    ax.set_xlim(-0.9, len(boards) - 0.1)
+    ax.set_ylim(len(labels) + 0.5, 0.5)
+    ax.set_yticks(np.arange(1, len(labels) + 1))
+    ax.set_ylabel(f"rank by test {SORT_METRIC}@{k} (1 = best)")
     ax.grid(axis="y", alpha=0.3)
+    finite = np.isfinite(ranks).all(axis=1)
+    moved = np.abs(ranks[:, 0] - ranks[:, -1])
+    if finite.any() and len(boards) > 1:
+        top = [labels[i] for i in np.flatnonzero(finite & (ranks[:, 0] == 1) & (ranks[:, -1] == 1))]
+        takeaway = f"{top[0]} ranks first on every split" if top else "The best model differs between splits"
+        if np.nanmax(np.where(finite, moved, np.nan)) > 0:
+            i = int(np.nanargmax(np.where(finite, moved, np.nan)))
+            takeaway += f"; {labels[i]} moves most ({int(ranks[i, 0])} → {int(ranks[i, -1])})"
+    else:
+        takeaway = "Model ranks per split"
+    _titles(fig, ax, takeaway, f"Rank of every model on each split (test {SORT_METRIC}@{k}, mean over seeds)")
+    return fig
+
+
+def ranks_across_splits(boards: list[Leaderboard], path: Path) -> Path:
+    return _save(ranks_across_splits_figure(boards), path)
+
+
+def pairwise_heatmap(board: Leaderboard, path: Path) -> Path:
+    """The all-pairs matrix: colour = mean per-user difference (row − column); ▲/▼ = significant after Holm."""
+    pw = board.pairwise
+    n = len(pw.labels)
+    fig = Figure(figsize=(max(6.0, 0.75 * n + 3.0), max(5.0, 0.6 * n + 2.4)))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    finite = pw.mean_diff[np.isfinite(pw.mean_diff)]
+    limit = float(np.abs(finite).max()) if finite.size else 1.0
+    image = ax.imshow(np.nan_to_num(pw.mean_diff), cmap="RdBu", vmin=-limit or -1, vmax=limit or 1)
+    for i in range(n):
+        for j in range(n):
+            if i == j or not np.isfinite(pw.mean_diff[i, j]):
+                continue
+            mark = ("▲" if pw.mean_diff[i, j] > 0 else "▼") if pw.p_wilcoxon[i, j] < board.alpha else ""
+            strong = abs(pw.mean_diff[i, j]) > 0.6 * limit
+            ax.text(j, i, f"{pw.mean_diff[i, j]:+.3f}{mark}", ha="center", va="center", fontsize=7,
+                    color="white" if strong else "black")  # fmt: skip
+    ax.set_xticks(np.arange(n), pw.labels, rotation=40, ha="right", rotation_mode="anchor")
+    ax.set_yticks(np.arange(n), pw.labels)
+    fig.colorbar(image, ax=ax, label=f"mean per-user {pw.metric}, row − column")
+    wins = {label: len(pw.wins(label, board.alpha)) for label in pw.labels}
+    leader = max(wins, key=wins.get)
+    takeaway = f"{leader} is significantly above {wins[leader]} of the other {n - 1} models"
+    _titles(fig, ax, takeaway, f"{board.title}: all pairs on test {pw.metric}; ▲/▼ = Holm-adjusted Wilcoxon "
+            f"p < {board.alpha}")  # fmt: skip
     return _save(fig, path)
 
 
 def plot_report(board: Leaderboard) -> dict[str, Path]:
-    """Write the three report plots into the sweep folder; none when no job finished."""
+    """Write one split's report plots into the sweep folder (`<plot>_<split>.png`); none when no job finished."""
     if not board.rows or math.isnan(board.rows[0].stats[f"recall@{board.k}"].mean):
         return {}
-    out = board.sweep_dir
-    return {
-        "recall_vs_coverage": recall_vs_coverage(board, out / "recall_vs_coverage.png"),
-        "metrics_at_k": metrics_bars(board, out / "metrics_at_k.png"),
-        "cold_vs_warm": cold_warm(board, out / "cold_vs_warm.png"),
+    out, suffix = board.sweep_dir, f"_{board.split}" if board.split else ""
+    plots = {
+        "recall_vs_coverage": recall_vs_coverage(board, out / f"recall_vs_coverage{suffix}.png"),
+        "metrics_at_k": metrics_bars(board, out / f"metrics_at_k{suffix}.png"),
+        "cold_vs_warm": cold_warm(board, out / f"cold_vs_warm{suffix}.png"),
     }
+    if board.pairwise is not None and (board.pairwise.n_users > 0).any():
+        plots["pairwise"] = pairwise_heatmap(board, out / f"pairwise{suffix}.png")
+    return plots

@@ -1,0 +1,154 @@
+"""The report of a sweep: leaderboard.md/.csv, the all-pairs tables, the plots of every split and one W&B report run
+that carries the same tables and figures."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from omegaconf import OmegaConf
+
+from recarena.reporting.leaderboard import Leaderboard, build_leaderboards, frame_of, to_frame
+from recarena.reporting.markdown import to_markdown
+from recarena.reporting.plots import plot_report, ranks_across_splits
+from recarena.utils.io import atomic_write
+
+log = logging.getLogger(__name__)
+
+WANDB_CHOICES = ("auto", "on", "off")
+
+
+@dataclass
+class Report:
+    """What `make_report` produced: one leaderboard per split, the files written and the W&B run folder (if any)."""
+
+    boards: list[Leaderboard]
+    files: dict[str, Path] = field(default_factory=dict)
+    wandb_dir: Path | None = None
+
+
+def make_report(sweep_dir: str | Path, k: int = 10, alpha: float = 0.05, wandb: str = "auto") -> Report:
+    """Write the report files into `sweep_dir`; log them to W&B (`auto`: when the jobs did)."""
+    if wandb not in WANDB_CHOICES:
+        raise ValueError(f"wandb={wandb!r}: expected one of {WANDB_CHOICES}")
+    boards = build_leaderboards(sweep_dir, k=k, alpha=alpha)
+    plots = {f"{b.split}/{name}": path for b in boards for name, path in plot_report(b).items()}
+    if len(boards) > 1 and any(b.rows for b in boards):
+        plots["ranks_across_splits"] = ranks_across_splits(boards, Path(sweep_dir) / "ranks_across_splits.png")
+    report = Report(boards, {**write_tables(boards, plots), **plots})
+    settings = wandb_settings(boards)
+    if wandb == "on" or (wandb == "auto" and settings is not None):
+        try:
+            report.wandb_dir = log_report_to_wandb(boards, plots, settings or {})
+        except Exception as error:  # the files are the report; a W&B problem must not lose them
+            log.warning("report: could not log to W&B (%s: %s); the files are written", type(error).__name__, error)
+    return report
+
+
+def pairwise_frame(board: Leaderboard) -> pl.DataFrame:
+    """The all-pairs matrix as rows (model_a, model_b, Δ mean a − b, Holm-adjusted p-values, users)."""
+    pw = board.pairwise
+    rows = [
+        {
+            "split": board.split,
+            "metric": pw.metric,
+            "model_a": a,
+            "model_b": b,
+            "mean_diff": float(pw.mean_diff[i, j]),
+            "p_ttest_holm": float(pw.p_ttest[i, j]),
+            "p_wilcoxon_holm": float(pw.p_wilcoxon[i, j]),
+            "users": int(pw.n_users[i, j]),
+        }
+        for i, a in enumerate(pw.labels)
+        for j, b in enumerate(pw.labels)
+        if i != j
+    ]
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def write_tables(boards: list[Leaderboard], plots: dict[str, Path]) -> dict[str, Path]:
+    """leaderboard.md, leaderboard.csv (every split, a `split` column) and pairwise_<split>.csv, written atomically."""
+    out = boards[0].sweep_dir
+    markdown, frame = to_markdown(boards, plots), frame_of(boards)
+    files = {
+        "md": atomic_write(out / "leaderboard.md", lambda tmp: tmp.write_text(markdown)),
+        "csv": atomic_write(out / "leaderboard.csv", lambda tmp: frame.write_csv(tmp)),
+    }
+    for board in boards:
+        if board.pairwise is not None and len(board.pairwise.labels) > 1:
+            pairs = pairwise_frame(board)
+            name = f"pairwise_{board.split or 'all'}"
+            files[name] = atomic_write(out / f"{name}.csv", lambda tmp, pairs=pairs: pairs.write_csv(tmp))
+    return files
+
+
+def wandb_settings(boards: list[Leaderboard]) -> dict[str, Any] | None:
+    """The jobs' W&B logger config (project, entity, mode), or None when no job logged to W&B."""
+    for board in boards:
+        for job in [*(j for r in board.rows for j in r.jobs), *board.failed]:
+            node = OmegaConf.select(job.config, "logger.wandb") if job.config is not None else None
+            if node is not None:
+                return {key: node.get(key) for key in ("project", "entity", "mode") if isinstance(node.get(key), str)}
+    return None
+
+
+def log_report_to_wandb(boards: list[Leaderboard], plots: dict[str, Path], settings: dict[str, Any]) -> Path | None:
+    """One W&B run (job_type="report", group = sweep folder name like the jobs): the `leaderboard` Table of every
+    split, a `leaderboard/<split>` and `pairwise/<split>` Table per split, the plots as Images (`plots/<split>/...`),
+    the failed jobs and the best model per split and main metric in the summary. Returns the run's local folder."""
+    import wandb
+
+    from recarena.utils.wandb_logger import resolve_mode  # imports Lightning: only when logging
+
+    mode = resolve_mode(settings.get("mode") or "auto")
+    if mode == "disabled":
+        return None
+    sweep_dir = boards[0].sweep_dir
+    group = sweep_dir.resolve().name
+    run = wandb.init(
+        project=settings.get("project") or "recarena",
+        entity=settings.get("entity"),
+        group=group,
+        job_type="report",
+        name=f"report-{group}",
+        dir=str(sweep_dir),
+        mode=mode,
+        config={
+            "sweep_dir": str(sweep_dir.resolve()),
+            "k": boards[0].k,
+            "alpha": boards[0].alpha,
+            "splits": [b.split for b in boards],
+        },
+    )
+    try:
+        payload: dict[str, Any] = {"leaderboard": _table(wandb, frame_of(boards))}
+        for board in boards:
+            if board.rows:
+                payload[f"leaderboard/{board.split or 'all'}"] = _table(wandb, to_frame(board))
+            if board.pairwise is not None and len(board.pairwise.labels) > 1:
+                payload[f"pairwise/{board.split or 'all'}"] = _table(wandb, pairwise_frame(board))
+        for name, path in plots.items():
+            payload[f"plots/{name.strip('/')}"] = wandb.Image(str(path), caption=path.name)
+        failed = [j for b in boards for j in b.failed]
+        if failed:
+            rows = [[j.path.name, j.model, j.split, " ".join(j.overrides), j.error or ""] for j in failed]
+            payload["failed_jobs"] = wandb.Table(columns=["job", "model", "split", "overrides", "error"], data=rows)
+        run.log(payload)
+        for board in boards:
+            prefix = f"best/{board.split}/" if len(boards) > 1 else "best/"
+            for metric, label in board.best_by_metric.items():
+                run.summary[f"{prefix}{metric}"] = label
+        run.summary["n_failed_jobs"] = len(failed)
+        local = Path(run.dir).parent
+    finally:
+        run.finish()
+    if mode == "offline":
+        log.info("wandb: offline report run; upload later with: wandb sync %s", local)
+    return local
+
+
+def _table(wandb, frame: pl.DataFrame):
+    return wandb.Table(columns=frame.columns, data=[list(r) for r in frame.rows()])
