@@ -1,19 +1,17 @@
-"""Report plots (PNG, Agg canvas, no pyplot state): accuracy vs coverage, metrics @K per model, cold vs warm."""
+"""Report plots (PNG, Agg canvas, no pyplot state): accuracy vs coverage, metrics @K, cold/warm slices, the all-pairs
+heatmap and ranks across splits."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from recarena.reporting.leaderboard import SORT_METRIC, Leaderboard, slice_users
 from recarena.utils.io import atomic_write
-
-if TYPE_CHECKING:  # the leaderboard module imports this one
-    from recarena.reporting.leaderboard import Leaderboard
 
 LABEL_SIZE = 9  # point-label font size
 MARKER = 6.0  # scatter marker diameter, points
@@ -233,8 +231,6 @@ def cold_warm(board: Leaderboard, path: Path) -> Path:
     """Recall@K per model within the cold slice and within the warm slice (two panels, user counts in the titles).
 
     The slices are not compared with each other: a cold user's recall has a different scale (fewer test items)."""
-    from recarena.reporting.leaderboard import slice_users  # the leaderboard module imports this one
-
     k, labels = board.k, [r.label for r in board.rows]
     users = slice_users(board)
     threshold = f"≤ {board.cold_threshold}" if board.cold_threshold is not None else "few"
@@ -265,8 +261,6 @@ def cold_warm(board: Leaderboard, path: Path) -> Path:
 
 def ranks_across_splits_figure(boards: list[Leaderboard]) -> Figure:
     """Each model's rank (by test ndcg@K) on every split, joined by a line: which rankings hold across protocols."""
-    from recarena.reporting.leaderboard import SORT_METRIC
-
     k = boards[0].k
     labels = list(dict.fromkeys(r.label for b in boards for r in b.rows))
     ranks = np.full((len(labels), len(boards)), np.nan)
