@@ -150,6 +150,7 @@ def test_data_path_folder_without_the_expected_files_is_named(run_train, tmp_pat
 
 
 # -- resume with ckpt_path=last -------------------------------------------------------------------------------
+KILL_AFTER_1 = ("+callbacks.kill._target_=tests.test_reliability.StopAfterEpochs", "+callbacks.kill.epochs=1")
 GPT = (
     *TINY, "model=gpt_dgrs", "model.n_layer=1", "model.n_embd=16", "model.max_len=16", "model.dropout=0.0",
     "callbacks.early_stopping=null", "trainer.enable_progress_bar=false", "eval.ks=[5,10]", "seed=5",
@@ -165,7 +166,7 @@ def test_ckpt_path_last_resumes_in_the_interrupted_folder_to_identical_metrics(t
         return train(compose_train_config([*GPT, *overrides], tmp_path / folder, ROOT / "data"))
 
     full = run("full", "trainer.max_epochs=3")
-    run("cut", "trainer.max_epochs=1")  # the "kill" after epoch 1
+    run("cut", "trainer.max_epochs=3", *KILL_AFTER_1)  # the same run stopped after epoch 1
     assert run("cut", "trainer.max_epochs=3", "ckpt_path=last") == full
     with pytest.raises(ConfigError, match=r"ckpt_path=last: no last.ckpt in .*fresh/checkpoints; resume in"):
         run("fresh", "trainer.max_epochs=3", "ckpt_path=last")  # a new run folder: nothing to resume

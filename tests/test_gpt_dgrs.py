@@ -141,3 +141,29 @@ def test_semantic_ids_generate_real_items_end_to_end(run_train, rule_table):
     )  # fmt: skip
     assert results["test"]["invalid_rate"] == 0.0  # the trie constraint only allows real, unknown items
     assert 0.0 <= results["test"]["recall@5"] <= 1.0
+
+
+def test_cosine_schedule_warms_up_to_the_learning_rate_and_decays_to_zero_over_max_epochs(run_train, rule_table):
+    """model.lr_schedule=cosine steps per batch over trainer.max_epochs (read back with Lightning's lr monitor)."""
+    import polars as pl
+
+    _, out = run_train(*rule_overrides(
+        rule_table, "trainer.max_epochs=4", "model.lr_schedule=cosine", "model.warmup=0.25", "logger=csv",
+        "trainer.log_every_n_steps=1", "+callbacks.lr._target_=pytorch_lightning.callbacks.LearningRateMonitor",
+        "+callbacks.lr.logging_interval=step",
+    ))  # fmt: skip
+    (metrics,) = out.glob("csv/version_*/metrics.csv")
+    lrs = pl.read_csv(metrics).filter(pl.col("lr-AdamW").is_not_null())["lr-AdamW"].to_numpy()
+    peak = int(np.argmax(lrs))
+    assert lrs[0] == 0.0 and lrs[peak] == pytest.approx(0.01, rel=0.05)  # linear warm-up from 0 to model.lr
+    assert peak == pytest.approx(0.25 * len(lrs), abs=1.5)  # after a quarter of the steps
+    assert np.all(np.diff(lrs[peak:]) <= 1e-12) and lrs[-1] < 0.01 * 0.05  # then down (cosine) to ~0 at the end
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [("model.lr_schedule=cyclic", "model.lr_schedule='cyclic'"), ("model.warmup=1.0", "model.warmup=1.0")],
+)
+def test_bad_schedule_is_named(run_train, rule_table, override, message):
+    with pytest.raises(ConfigError, match=message):
+        run_train(*rule_overrides(rule_table, override))

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import pytorch_lightning.callbacks as pl_callbacks
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -68,11 +69,25 @@ def test_different_seeds_give_different_recommendations(run_train, model, extra)
     assert not frames[0].select("item").equals(frames[1].select("item"))
 
 
+class StopAfterEpochs(pl_callbacks.Callback):
+    """The "kill" of a run: it stops after `epochs` epochs, with the config (max_epochs, LR schedule) of a full run."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch + 1 >= self.epochs:
+            trainer.should_stop = True
+
+
+KILL_AFTER_2 = ("+callbacks.kill._target_=tests.test_reliability.StopAfterEpochs", "+callbacks.kill.epochs=2")
+
+
 # -- 2. interrupted training resumes ---------------------------------------------------------------------
 def test_interrupted_training_resumes_to_the_uninterrupted_result(run_train):
     common = (*SMALL, *GPT, "logger=none", "callbacks.early_stopping=null", "seed=5")
     full, full_out = run_train(*common, "trainer.max_epochs=4")
-    _, cut_out = run_train(*common, "trainer.max_epochs=2")  # the "kill" after epoch 2
+    _, cut_out = run_train(*common, "trainer.max_epochs=4", *KILL_AFTER_2)  # same run (and LR schedule), stopped
     last = cut_out / "checkpoints" / "last.ckpt"
     assert last.exists()
     resumed, resumed_out = run_train(*common, "trainer.max_epochs=4", f"ckpt_path={last}")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from transformers import get_scheduler
 
+from recarena.errors import ConfigError
 from recarena.models.base import RecModule
 from recarena.models.generative.item_tokens import N_SPECIAL, ItemTokens
 from recarena.models.generative.semantic_ids import CodebookReport, semantic_tokens
@@ -17,6 +20,15 @@ from recarena.models.ranking import TopK
 ITEM_IDS = ("atomic", "semantic")
 ATTENTION_BYTES = 64 * 2**20  # one decoding chunk's attention scores
 SEMANTIC_DEFAULTS = {"levels": [32, 32, 32], "source": "text", "dedup": True}
+LR_SCHEDULES = ("constant", "constant_with_warmup", "linear", "cosine")
+
+
+def check_schedule(lr_schedule: str, warmup: float) -> None:
+    """A named ConfigError for an unknown `model.lr_schedule` or a `model.warmup` share outside [0, 1)."""
+    if lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"model.lr_schedule={lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
+    if not 0.0 <= float(warmup) < 1.0:
+        raise ConfigError(f"model.warmup={warmup!r}: the share of training steps spent warming up, in [0, 1)")
 
 
 class GenerativeModule(RecModule):
@@ -56,9 +68,23 @@ class GenerativeModule(RecModule):
         if self.codebook is not None and self.logger is not None:
             self.logger.log_metrics(self.codebook.as_metrics(), step=0)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> dict:
+        """AdamW on the trainable weights; `lr_schedule` (transformers' schedulers: constant, linear, cosine, ...)
+        steps per batch over the whole run (trainer.max_epochs), after `warmup` (a share of those steps)."""
         trainable = [p for p in self.parameters() if p.requires_grad]
-        return torch.optim.AdamW(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.AdamW(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        name = str(self.hparams.get("lr_schedule", "constant"))
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            if name != "constant":
+                raise ConfigError(f"model.lr_schedule={name}: decays over trainer.max_epochs, which is unbounded")
+            total = 1
+        total = int(total)
+        scheduler = get_scheduler(
+            name, optimizer, num_warmup_steps=round(float(self.hparams.get("warmup", 0.0)) * total),
+            num_training_steps=total,
+        )  # fmt: skip
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def user_chunks(self, n_users: int, rows_per_user: int, tokens: int) -> list[slice]:
         """Slices of users whose (user × beam) rows keep one attention map within ATTENTION_BYTES: beam decoding

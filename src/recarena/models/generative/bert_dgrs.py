@@ -13,7 +13,7 @@ from transformers import BertConfig, BertForMaskedLM, BertModel
 from recarena.data.interactions import Interactions
 from recarena.data.views import MaskedSequences, pad_batch
 from recarena.errors import ConfigError
-from recarena.models.generative.base import ITEM_IDS, GenerativeModule
+from recarena.models.generative.base import ITEM_IDS, GenerativeModule, check_schedule
 from recarena.models.generative.decoding import ItemConstraint
 from recarena.models.generative.item_tokens import MASK, N_SPECIAL, PAD
 from recarena.models.generative.pretrained import check_pretrained, load_pretrained
@@ -43,6 +43,8 @@ class BERTDGRS(GenerativeModule):
         last_prob: float = 0.1,
         lr: float = 1e-3,
         weight_decay: float = 0.01,
+        lr_schedule: str = "constant",
+        warmup: float = 0.0,
         batch_size: int = 128,
         constrained: bool = True,
         item_ids: str = "atomic",
@@ -56,6 +58,7 @@ class BERTDGRS(GenerativeModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        check_schedule(lr_schedule, warmup)
         if int(max_len) < 2:
             raise ConfigError(f"model.max_len={max_len!r}: must be >= 2 (history plus the [MASK])")
         if not 0.0 < float(mask_prob) < 1.0:

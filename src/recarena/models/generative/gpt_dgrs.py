@@ -12,7 +12,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessorList
 from recarena.data.interactions import Interactions
 from recarena.data.views import CausalWindows, pad_batch
 from recarena.errors import ConfigError
-from recarena.models.generative.base import ITEM_IDS, GenerativeModule
+from recarena.models.generative.base import ITEM_IDS, GenerativeModule, check_schedule
 from recarena.models.generative.decoding import ItemConstraint
 from recarena.models.generative.item_tokens import BOS, N_SPECIAL, PAD, ItemTokens
 from recarena.models.generative.pretrained import check_pretrained, load_pretrained
@@ -40,6 +40,8 @@ class GPTDGRS(GenerativeModule):
         dropout: float = 0.2,
         lr: float = 1e-3,
         weight_decay: float = 0.01,
+        lr_schedule: str = "constant",
+        warmup: float = 0.0,
         batch_size: int = 128,
         decode: str = "next_token",
         constrained: bool = True,
@@ -52,6 +54,7 @@ class GPTDGRS(GenerativeModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        check_schedule(lr_schedule, warmup)
         if int(max_len) < 1:
             raise ConfigError(f"model.max_len={max_len!r}: must be >= 1")
         if decode not in DECODERS:
