@@ -27,7 +27,11 @@ def curve(run: Path) -> tuple[list[int], list[float], float]:
     frame = pl.read_csv(files[-1], infer_schema_length=None)
     if METRIC not in frame.columns:
         raise ValueError(f"{files[-1]}: no {METRIC} column")
-    rows = frame.filter(pl.col(METRIC).is_not_null()).select("epoch", METRIC)
+    # the training epochs only (those with a train/loss_epoch row): the validation after fit re-scores the best
+    # checkpoint under the next epoch number
+    trained = frame.filter(pl.col("train/loss_epoch").is_not_null())["epoch"].unique()
+    rows = frame.filter(pl.col(METRIC).is_not_null() & pl.col("epoch").is_in(trained.implode())).select("epoch", METRIC)
+    rows = rows.unique("epoch", keep="first").sort("epoch")
     timing = json.loads((run / "metrics.json").read_text())["timing"]
     return rows["epoch"].to_list(), rows[METRIC].to_list(), float(timing["train_seconds"])
 
