@@ -61,6 +61,11 @@ def sweep(tmp_path_factory) -> Path:
     return folder
 
 
+def _overrides(job: Path) -> str:
+    path = job / ".hydra" / "overrides.yaml"
+    return path.read_text() if path.exists() else ""
+
+
 def _metrics(job: Path) -> dict:
     return json.loads((job / "metrics.json").read_text())
 
@@ -157,12 +162,17 @@ def test_two_splits_give_one_section_each_whose_numbers_are_the_means_of_that_sp
     for name in ("ranks_across_splits.png", "pairwise_leave_one_out.png", "cold_vs_warm_leave_one_out.png"):
         assert (sweep / name).stat().st_size > 0, name
     pairs = pl.read_csv(sweep / "pairwise_leave_one_out.csv")
-    assert pairs.height == 2 and set(pairs["model_a"]) == {"pop", "itemcf"}
+    assert pairs.height == 4 and set(pairs["model_a"]) == {"pop", "itemcf"} and set(pairs["users"]) == {"all", "cold"}
+    cold = pairs.filter(pl.col("users") == "cold")["n_users"][0]
+    assert f"### All pairs: ndcg@10, cold users ({cold})" in markdown
+    loo = [j for j in sweep.iterdir() if "split=leave_one_out" in _overrides(j)]
+    counts = sorted({int(_metrics(j)["test"]["users/cold"]) for j in loo})
+    assert cold <= counts[0] and f"cold {counts[0]}–{counts[-1]} users" in markdown  # synthetic data is seeded
     (report,) = [r for r in offline_runs(sweep) if r.job_type == "report"]
     for split in ("temporal_ratio", "leave_one_out"):
         rows = _table(report, f"leaderboard/{split}")
         assert len(rows["data"]) == 2 and set(rows["data"][i][0] for i in range(2)) == {split}
-        assert len(_table(report, f"pairwise/{split}")["data"]) == 2
+        assert len(_table(report, f"pairwise/{split}")["data"]) == 4
         assert report.summary[f"plots/{split}/pairwise/_type"] == "image-file"
         assert report.summary[f"best/{split}/ndcg@10"] == "itemcf"
     assert report.summary["plots/ranks_across_splits/_type"] == "image-file"

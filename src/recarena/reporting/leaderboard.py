@@ -3,7 +3,6 @@ paired significance against the best model and between all pairs, and the failed
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -13,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from recarena.evaluation.stats import Summary, holm, paired_tests, summarize
+from recarena.reporting.jobs import Job, by_split, collect_jobs
 from recarena.reporting.pairwise import Pairwise, pairwise_tests
 from recarena.utils import resolvers  # noqa: F401  (job configs interpolate ${monitor_k:...})
 
@@ -27,155 +27,6 @@ MAIN = ("recall", "ndcg", "precision")  # metrics tested for significance agains
 LOWER_IS_BETTER = ("arp", "gini", "fit_s", "eval_s")
 SORT_METRIC = "ndcg"  # the metric sweeps optimise (val/ndcg@10); rows are sorted by its test value
 PAIRWISE_METRIC = "ndcg"  # the all-pairs matrix compares per-user ndcg@k
-_ERROR_LINE = re.compile(r"(Error|Exception)\b|\[ERROR\]")
-_LOG_PREFIX = re.compile(r"^\[[^\]]*\]\[[^\]]*\]\[[A-Z]+\] - ")
-_NOT_JOBS = {"wandb"}
-
-
-# -- jobs ----------------------------------------------------------------------------------------------------
-@dataclass
-class Job:
-    """One job folder of a sweep: its config, test metrics (None when it failed) and error line."""
-
-    path: Path
-    model: str
-    split: str = ""  # hydra.runtime.choices.split ("" when the job folder does not say)
-    seed: int | None = None
-    overrides: list[str] = field(default_factory=list)
-    config: DictConfig | None = None
-    metrics: dict[str, float] | None = None
-    error: str | None = None
-    label: str = ""
-    sampled: tuple[int, int] | None = None  # (evaluated, all) test users of an eval.max_users run
-
-    @property
-    def ok(self) -> bool:
-        return self.metrics is not None
-
-
-def collect_jobs(sweep_dir: str | Path) -> list[Job]:
-    """Every job folder directly under `sweep_dir` (one with .hydra/, metrics.json or a log), in job order."""
-    sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"{sweep_dir}: no such sweep folder")
-    folders = [
-        p
-        for p in sweep_dir.iterdir()
-        if p.is_dir()
-        and not p.name.startswith((".", "_"))
-        and p.name not in _NOT_JOBS
-        and ((p / ".hydra").is_dir() or (p / "metrics.json").exists() or any(p.glob("*.log")))
-    ]
-    if not folders:
-        single = (sweep_dir / "metrics.json").exists()
-        hint = " (a single run's folder: pass the sweep folder above it)" if single else ""
-        raise FileNotFoundError(f"{sweep_dir}: no job folders (sub-folders with .hydra/ or metrics.json){hint}")
-    jobs = [read_job(p) for p in sorted(folders, key=_job_order)]
-    named = {j.split for j in jobs if j.split}
-    if len(named) == 1:  # a folder without a Hydra record (a job that died early) belongs to the only split
-        for job in jobs:
-            job.split = job.split or next(iter(named))
-    for members in by_split(jobs).values():
-        assign_labels(members)
-    return jobs
-
-
-def by_split(jobs: list[Job]) -> dict[str, list[Job]]:
-    """Jobs grouped by split, in the order the splits first appear."""
-    groups: dict[str, list[Job]] = {}
-    for job in jobs:
-        groups.setdefault(job.split, []).append(job)
-    return groups
-
-
-def read_job(path: Path) -> Job:
-    """Read one job folder; a job without test metrics is failed, with the last error line of its logs."""
-    hydra_dir = path / ".hydra"
-    config = OmegaConf.load(hydra_dir / "config.yaml") if (hydra_dir / "config.yaml").exists() else None
-    model, split = _choice(path, "model"), _choice(path, "split")
-    overrides = [str(o) for o in OmegaConf.load(o_path)] if (o_path := hydra_dir / "overrides.yaml").exists() else []
-    seed = config.get("seed") if config is not None else None
-    seed = int(seed) if isinstance(seed, int) else None
-    job = Job(path=path, model=model or _folder_model(path), split=split or "", seed=seed, overrides=overrides)
-    job.config = config
-    metrics_file = path / "metrics.json"
-    saved = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-    if "test" in saved:
-        timing = saved.get("timing", {})
-        job.metrics = {**saved["test"], **_times(timing)}
-        sampling = saved.get("sampling") or {}
-        if sampling.get("eval_max_users") is not None:
-            job.sampled = (int(sampling["eval_users"]["test"]), int(sampling["all_eval_users"]["test"]))
-    else:
-        reason = "metrics.json has no test stage" if saved else "no metrics.json"
-        job.error = last_error_line(path) or f"{reason} (unfinished, or no error line in its logs)"
-    return job
-
-
-def last_error_line(path: Path, tail_bytes: int = 1 << 20) -> str | None:
-    """The last line mentioning an Error/Exception in the job's `*.log` files (log prefix stripped)."""
-    found = None
-    for log_file in sorted(path.glob("*.log")):
-        with open(log_file, "rb") as handle:
-            handle.seek(max(0, log_file.stat().st_size - tail_bytes))
-            lines = handle.read().decode("utf-8", errors="replace").splitlines()
-        for line in lines:
-            if _ERROR_LINE.search(line):
-                found = _LOG_PREFIX.sub("", line.strip())
-    return found[:500] if found else None
-
-
-def assign_labels(jobs: list[Job]) -> None:
-    """Label = model name plus the overrides that vary between jobs (seed excepted), e.g. `itemcf (k=50)`."""
-    parsed = [dict(_split_override(o) for o in job.overrides) for job in jobs]
-    known = [p for job, p in zip(jobs, parsed, strict=True) if job.config is not None]  # jobs with a .hydra record
-    keys = sorted({k for p in known for k in p})
-    varying = [
-        k
-        for k in keys
-        if k not in ("seed", "model", "split") and not k.startswith("hydra") and len({p.get(k) for p in known}) > 1
-    ]
-    for job, values in zip(jobs, parsed, strict=True):
-        extra = ", ".join(f"{_short(k)}={values[k]}" for k in varying if k in values)
-        job.label = f"{job.model} ({extra})" if extra else job.model
-
-
-def _choice(path: Path, group: str) -> str | None:
-    """hydra.runtime.choices.<group> from the job's .hydra/hydra.yaml (None when absent)."""
-    hydra_yaml = path / ".hydra" / "hydra.yaml"
-    if not hydra_yaml.exists():
-        return None
-    choice = OmegaConf.select(OmegaConf.load(hydra_yaml), f"hydra.runtime.choices.{group}")
-    return str(choice) if choice else None
-
-
-def _folder_model(path: Path) -> str:
-    """The model part of a `<num>-<model>` job folder name (for a folder without a Hydra record)."""
-    match = re.fullmatch(r"\d+-(.+)", path.name)
-    return match.group(1) if match else path.name
-
-
-def _times(timing: dict[str, float]) -> dict[str, float]:
-    """fit_s: fitting (fit-once) or training time; eval_s: test evaluation time."""
-    fit = timing.get("fit_seconds", timing.get("train_seconds"))
-    return {"fit_s": float(fit) if fit is not None else math.nan, "eval_s": float(timing.get("test_seconds", math.nan))}
-
-
-def _split_override(override: str) -> tuple[str, str]:
-    key, _, value = override.partition("=")
-    return key.lstrip("+~"), value
-
-
-def _short(key: str) -> str:
-    for prefix in ("model.recommender.", "model."):
-        if key.startswith(prefix):
-            return key[len(prefix) :]
-    return key
-
-
-def _job_order(path: Path) -> tuple:
-    head = re.match(r"(\d+)", path.name)
-    return (0, int(head.group(1)), path.name) if head else (1, 0, path.name)
 
 
 # -- the table -----------------------------------------------------------------------------------------------
@@ -239,6 +90,7 @@ class Leaderboard:
     best_by_metric: dict[str, str] = field(default_factory=dict)
     split: str = ""
     pairwise: Pairwise | None = None  # all pairs on per-user PAIRWISE_METRIC@k
+    pairwise_cold: Pairwise | None = None  # the same on the cold users only (train interactions <= cold_threshold)
 
     @property
     def title(self) -> str:
@@ -299,10 +151,20 @@ def build_leaderboard(sweep_dir: Path, jobs: list[Job], split: str, k: int = 10,
     board = Leaderboard(sweep_dir, k, columns, rows, [j for j in jobs if not j.ok], [], alpha, split=split)
     board.cold_threshold = _cold_threshold(done)
     metrics = [f"{m}@{k}" for m in MAIN]
-    per_user = {r.label: per_user_means(r.jobs, metrics) for r in rows}
+    per_user = {r.label: per_user_means(r.jobs, [*metrics, "train_interactions"]) for r in rows}
     board.comparisons, board.best_by_metric = significance(rows, metrics, per_user)
     board.pairwise = pairwise_tests(per_user, f"{PAIRWISE_METRIC}@{k}")
+    if board.cold_threshold is not None:
+        cold = {label: _cold_users(frame, board.cold_threshold) for label, frame in per_user.items()}
+        board.pairwise_cold = pairwise_tests(cold, f"{PAIRWISE_METRIC}@{k}")
     return board
+
+
+def _cold_users(frame: pl.DataFrame | None, threshold: int) -> pl.DataFrame | None:
+    """The per-user rows of the cold slice (as the callback defines it: train interactions <= threshold)."""
+    if frame is None or "train_interactions" not in frame.columns:
+        return None
+    return frame.filter(pl.col("train_interactions") <= threshold)
 
 
 def _cold_threshold(jobs: list[Job]) -> int | None:
@@ -400,13 +262,15 @@ def _eval_users(row: Row) -> str:
     return ", ".join(f"{n}/{total} (sampled)" for n, total in sampled) if sampled else "all"
 
 
-def slice_users(board: Leaderboard) -> dict[str, int | None]:
-    """Test users in the cold and warm slices (metrics.json `users/cold`, `users/warm`) of the split's first
-    finished job scored on all users; the slices are the same for every model of a split."""
+def slice_users(board: Leaderboard) -> dict[str, str]:
+    """Test users in the cold and warm slices (metrics.json `users/cold`, `users/warm`) over the split's jobs scored
+    on all users: one number, or "lowest–highest" when the seeds' data or split differ (a seeded split or source)."""
     jobs = [j for r in board.rows for j in r.jobs]
     full = [j for j in jobs if j.sampled is None] or jobs
     counts = {}
     for name in ("cold", "warm"):
-        value = full[0].metrics.get(f"users/{name}") if full else None
-        counts[name] = int(value) if value is not None and not math.isnan(value) else None
+        values = {int(v) for j in full if (v := j.metrics.get(f"users/{name}")) is not None and not math.isnan(v)}
+        counts[name] = "n/a" if not values else (
+            str(min(values)) if len(values) == 1 else f"{min(values)}–{max(values)}"
+        )  # fmt: skip
     return counts

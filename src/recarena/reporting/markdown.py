@@ -82,7 +82,7 @@ def _split_lines(board: Leaderboard, plots: dict[str, Path]) -> list[str]:
         sections.setdefault(column.section, []).append(column)
     cold = f"≤ {board.cold_threshold}" if board.cold_threshold is not None else "few"
     users = slice_users(board)
-    counts = ", ".join(f"{name} {n if n is not None else 'n/a'} users" for name, n in users.items())
+    counts = ", ".join(f"{name} {n} users" for name, n in users.items())
     lines = [
         f"## Split: {board.title}",
         "",
@@ -149,26 +149,32 @@ def _rank_lines(boards: list[Leaderboard], plots: dict[str, Path]) -> list[str]:
 
 
 def _pairwise_lines(board: Leaderboard) -> list[str]:
-    pairwise = board.pairwise
-    if pairwise is None or len(pairwise.labels) < 2 or not (pairwise.n_users > 0).any():
-        return []
-    lines = [
-        f"### All pairs: {pairwise.metric}",
-        f"Δ = row − column (mean per-user test {pairwise.metric}), p = paired Wilcoxon, Holm-adjusted over all "
-        f"{len(pairwise.labels) * (len(pairwise.labels) - 1) // 2} pairs (the t-test's are in "
-        f"pairwise_{board.split or 'all'}.csv); ▲ / ▼ = the row model is significantly above / below the column "
-        f"model (p < {board.alpha}).",
-        "",
-        *markdown_matrix(pairwise, board.alpha),
-        "",
-    ]
-    wins = [
-        f"{label} > {', '.join(pairwise.wins(label, board.alpha))}"
-        for label in pairwise.labels
-        if pairwise.wins(label, board.alpha)
-    ]
-    if wins:
-        lines += ["Significantly above: " + "; ".join(wins) + ".", ""]
+    lines = []
+    for pairwise, users in ((board.pairwise, "all users"), (board.pairwise_cold, "cold users")):
+        if pairwise is None or len(pairwise.labels) < 2 or not (pairwise.n_users > 0).any():
+            continue
+        n_pairs = len(pairwise.labels) * (len(pairwise.labels) - 1) // 2
+        lines += [
+            f"### All pairs: {pairwise.metric}, {users} ({int(pairwise.n_users.max())})",
+            *(
+                [f"A user is cold when their train interactions (averaged over seeds) are ≤ {board.cold_threshold}."]
+                if users == "cold users"
+                else []
+            ),  # fmt: skip
+            f"Δ = row − column (mean per-user test {pairwise.metric}), p = paired Wilcoxon, Holm-adjusted over all "
+            f"{n_pairs} pairs (the t-test's are in pairwise_{board.split or 'all'}.csv); ▲ / ▼ = the row model is "
+            f"significantly above / below the column model (p < {board.alpha}).",
+            "",
+            *markdown_matrix(pairwise, board.alpha),
+            "",
+        ]
+        wins = [
+            f"{label} > {', '.join(pairwise.wins(label, board.alpha))}"
+            for label in pairwise.labels
+            if pairwise.wins(label, board.alpha)
+        ]
+        if wins:
+            lines += ["Significantly above: " + "; ".join(wins) + ".", ""]
     return lines
 
 

@@ -245,8 +245,8 @@ def cold_warm(board: Leaderboard, path: Path) -> Path:
         bars[labels.index(best)].set_edgecolor("black")
         bars[labels.index(best)].set_linewidth(1.5)
         findings.append(f"{name}: {best} ({value:.3f})")
-        n = users.get(name)
-        ax.set_title(f"{name} users ({rule}; n = {n if n is not None else 'n/a'})", fontsize=9)
+        n = users[name]
+        ax.set_title(f"{name} users ({rule}; n = {n})", fontsize=9)
         ax.set_ylabel(f"recall@{k} (test, mean ± std over seeds)")
         _label_ticks(ax, labels)
         ax.grid(axis="y", alpha=0.3)

@@ -49,19 +49,22 @@ def make_report(sweep_dir: str | Path, k: int = 10, alpha: float = 0.05, wandb: 
 
 
 def pairwise_frame(board: Leaderboard) -> pl.DataFrame:
-    """The all-pairs matrix as rows (model_a, model_b, Δ mean a − b, Holm-adjusted p-values, users)."""
-    pw = board.pairwise
+    """The all-pairs matrices (all users, cold users) as rows: model_a, model_b, Δ mean a − b, Holm-adjusted
+    p-values and the number of users paired."""
     rows = [
         {
             "split": board.split,
+            "users": users,
             "metric": pw.metric,
             "model_a": a,
             "model_b": b,
             "mean_diff": float(pw.mean_diff[i, j]),
             "p_ttest_holm": float(pw.p_ttest[i, j]),
             "p_wilcoxon_holm": float(pw.p_wilcoxon[i, j]),
-            "users": int(pw.n_users[i, j]),
+            "n_users": int(pw.n_users[i, j]),
         }
+        for users, pw in (("all", board.pairwise), ("cold", board.pairwise_cold))
+        if pw is not None
         for i, a in enumerate(pw.labels)
         for j, b in enumerate(pw.labels)
         if i != j
