@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 
-from recarena.train import CONFIG_DIR
+from recarena.utils.compose import CONFIG_DIR
 
 FAMILIES = {  # the design's families and the strongest baselines: one leaderboard row each
     "pop", "itemcf", "usercf", "mf", "ease", "content", "content_minilm", "itemcf_text", "hybrid", "hybrid_llm",

@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
 from recarena.evaluation.callback import RecEvalCallback
-from recarena.train import CONFIG_DIR
+from recarena.utils.compose import CONFIG_DIR
 from recarena.utils.instantiate import build
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -32,11 +32,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from recarena.evaluation.callback import RecEvalCallback
 from recarena.models.fit_once import FitOnceModule
 from recarena.utils import resolvers  # noqa: F401  (registers ${pid:})
+from recarena.utils.compose import CONFIG_DIR
 from recarena.utils.instantiate import build
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 TABLE_METRICS = ("recall", "precision", "ndcg", "hit", "map", "mrr", "coverage", "novelty", "arp", "gini", "ild")
 
 

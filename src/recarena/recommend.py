@@ -21,8 +21,9 @@ from torch.utils.data import DataLoader
 
 from recarena.data.interactions import Interactions, Stage
 from recarena.data.views import EvalUsers
-from recarena.eval import CONFIG_DIR, eval_trainer, quiet_lightning, restore_run, run_stage
+from recarena.eval import eval_trainer, quiet_lightning, restore_run, run_stage
 from recarena.reporting.samples import explain_rows
+from recarena.utils.compose import CONFIG_DIR
 
 
 class UserSubset(pl_lightning.LightningDataModule):

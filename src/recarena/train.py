@@ -15,12 +15,12 @@ from recarena.errors import ConfigError
 from recarena.evaluation.callback import RecEvalCallback, check_ks
 from recarena.reporting.samples import log_recommendation_samples
 from recarena.utils import resolvers  # noqa: F401  (registers ${pid:})
+from recarena.utils.compose import CONFIG_DIR
 from recarena.utils.instantiate import build, build_all
 
 log = logging.getLogger(__name__)
 
 # conf/ sits at the repository root (the package is installed editable); absolute, so that imports work too
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def train(cfg: DictConfig) -> dict[str, dict[str, float]]:

@@ -16,7 +16,7 @@ import torch
 from recarena.data.interactions import Interactions, Stage
 from recarena.errors import ConfigError
 from recarena.evaluation import metrics as M
-from recarena.models.ranking import TopK
+from recarena.topk import TopK
 from recarena.utils.io import write_json, write_parquet
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from recarena.data.interactions import Interactions
-from recarena.models.ranking import TopK
+from recarena.topk import TopK
 
 
 class RecModule(pl.LightningModule):

@@ -13,8 +13,9 @@ from torch.utils.data import Dataset
 from recarena.data.interactions import Interactions
 from recarena.data.views import MatrixView, WholeData
 from recarena.models.base import RecModule
-from recarena.models.ranking import TopK, rank_scores
+from recarena.models.ranking import rank_scores
 from recarena.models.recommenders.base import Recommender
+from recarena.topk import TopK
 
 # a fit-once model has no optimiser on purpose; Lightning's warning about it would only mislead
 warnings.filterwarnings("ignore", message=r".*configure_optimizers.* returned `None`")

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recarena.topk import TopK
+
 _FLOATS = (torch.float32, torch.float64)  # dtypes ranked as they are; others are cast to float32
-
-
-class TopK(NamedTuple):
-    """Recommended item indices (users × K, best first; -1 = empty slot) and their scores.
-
-    `invalid` (generative models) is each user's share of generated outputs that were not unknown items."""
-
-    items: torch.Tensor
-    scores: torch.Tensor
-    invalid: torch.Tensor | None = None
-
-
-def cat_topk(parts: list[TopK]) -> TopK:
-    """Stack the TopK of consecutive user chunks."""
-    invalid = None if parts[0].invalid is None else torch.cat([p.invalid for p in parts])
-    return TopK(torch.cat([p.items for p in parts]), torch.cat([p.scores for p in parts]), invalid)
 
 
 def mask_known(scores: torch.Tensor, history: sp.csr_matrix) -> torch.Tensor:

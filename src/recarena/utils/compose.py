@@ -8,11 +8,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")  # the project's conf/ (train, eval, recommend)
+
 
 def compose_train_config(overrides: list[str], output_dir: Path, data_dir: Path | None = None) -> DictConfig:
     """The composed config with its Hydra section set as for a single run writing into `output_dir`."""
-    from recarena.train import CONFIG_DIR
-
     prefix = [f"paths.data_dir={data_dir}"] if data_dir is not None else []
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[*prefix, *overrides], return_hydra_config=True)

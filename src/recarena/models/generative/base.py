@@ -15,7 +15,7 @@ from recarena.errors import ConfigError
 from recarena.models.base import RecModule
 from recarena.models.generative.item_tokens import N_SPECIAL, ItemTokens
 from recarena.models.generative.semantic_ids import CodebookReport, semantic_tokens
-from recarena.models.ranking import TopK
+from recarena.topk import TopK
 
 ITEM_IDS = ("atomic", "semantic")
 ATTENTION_BYTES = 64 * 2**20  # one decoding chunk's attention scores

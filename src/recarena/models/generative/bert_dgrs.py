@@ -17,7 +17,8 @@ from recarena.models.generative.base import ITEM_IDS, GenerativeModule, check_sc
 from recarena.models.generative.decoding import ItemConstraint
 from recarena.models.generative.item_tokens import MASK, N_SPECIAL, PAD
 from recarena.models.generative.pretrained import check_pretrained, load_pretrained
-from recarena.models.ranking import TopK, cat_topk, rank_scores
+from recarena.models.ranking import rank_scores
+from recarena.topk import TopK, cat_topk
 
 INITS = ("random", "minilm")
 

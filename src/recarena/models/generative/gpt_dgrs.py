@@ -17,7 +17,8 @@ from recarena.models.generative.decoding import ItemConstraint
 from recarena.models.generative.item_tokens import BOS, N_SPECIAL, PAD, ItemTokens
 from recarena.models.generative.pretrained import check_pretrained, load_pretrained
 from recarena.models.generative.semantic_ids import item_vectors
-from recarena.models.ranking import TopK, cat_topk, rank_scores
+from recarena.models.ranking import rank_scores
+from recarena.topk import TopK, cat_topk
 
 DECODERS = ("next_token", "beam")
 INITS = ("random", "text")

@@ -35,8 +35,9 @@ from recarena.models.generative.base import GenerativeModule
 from recarena.models.generative.item_tokens import ItemTokens
 from recarena.models.generative.llm_prompts import ItemTokenWindows, PromptBuilder, TitleExamples
 from recarena.models.generative.title_trie import TitleConstraint, TitleTrie
-from recarena.models.ranking import TopK, cat_topk, rank_scores, top_k
+from recarena.models.ranking import rank_scores, top_k
 from recarena.text.item_text import render
+from recarena.topk import TopK, cat_topk
 
 MODES = ("item_tokens", "titles")
 SCORE_BYTES = 512 * 2**20  # title beam search: the step scores that generate keeps for one chunk of users
