@@ -14,7 +14,6 @@ import pytest
 
 from recarena.data.sources import (
     RawData,
-    _cold_items,
     fetch_ml100k,
     load_atomic,
     load_ml100k,
@@ -22,6 +21,7 @@ from recarena.data.sources import (
     load_table,
     make_synthetic,
 )
+from recarena.data.sources.synthetic import _cold_items
 from recarena.errors import DataError
 
 CACHE = Path(__file__).resolve().parents[1] / "data"  # the repo's git-ignored cache: fetched once, reused

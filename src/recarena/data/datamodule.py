@@ -19,6 +19,8 @@ from recarena.data.preprocess import preprocess
 from recarena.data.views import EvalUsers
 from recarena.errors import ConfigError
 
+UNTIMED_SPLITS = ("random_ratio",)  # the splits that never read time (PROTOCOL.md §2)
+
 log = logging.getLogger(__name__)
 
 
@@ -42,6 +44,8 @@ class RecDataModule(pl_lightning.LightningDataModule):
         min_rating: float | None = None,
         min_user_interactions: int = 0,
         min_item_interactions: int = 0,
+        rating_scale: list[float] | None = None,
+        max_user_interactions: int | None = None,
         eval_batch_size: int = 512,
         max_chunk_bytes: int = 256 * 2**20,
         num_workers: int = 0,
@@ -54,6 +58,8 @@ class RecDataModule(pl_lightning.LightningDataModule):
         self.seed = seed
         self.min_rating = min_rating
         self.min_user_interactions, self.min_item_interactions = min_user_interactions, min_item_interactions
+        self.rating_scale = tuple(rating_scale) if rating_scale is not None else None
+        self.max_user_interactions = max_user_interactions
         self.requested_eval_batch_size, self.max_chunk_bytes = int(eval_batch_size), int(max_chunk_bytes)
         if self.requested_eval_batch_size < 1:
             raise ConfigError(f"eval.batch_size={eval_batch_size!r}: must be >= 1")
@@ -80,12 +86,15 @@ class RecDataModule(pl_lightning.LightningDataModule):
         """Read → preprocess → split → Interactions (pure given the config and seed); stage times go to `timing`."""
         start = time.perf_counter()
         raw = sources.load_source({"source": self.source, **self.source_options, "seed": self.seed}, self.data_dir)
+        interactions = raw.interactions if raw.timestamps else self._untimed(raw)
         pre = preprocess(
-            raw.interactions,
+            interactions,
             origin=raw.origin,
             min_rating=self.min_rating,
             min_user_interactions=self.min_user_interactions,
             min_item_interactions=self.min_item_interactions,
+            rating_scale=self.rating_scale,
+            max_user_interactions=self.max_user_interactions,
         )
         self.timing["load_seconds"] = time.perf_counter() - start
         start = time.perf_counter()
@@ -98,6 +107,17 @@ class RecDataModule(pl_lightning.LightningDataModule):
         data.max_users, data.sample_seed = self.max_users, self.seed
         self.timing["split_seconds"] = time.perf_counter() - start
         return data
+
+    def _untimed(self, raw: sources.RawData) -> pl.DataFrame:
+        """A source without time (Last.fm plays): only splits that ignore time apply; rows keep their file order
+        (timestamp 0 for all), so nothing is dropped as missing."""
+        split = getattr(self.split_fn, "func", self.split_fn).__name__
+        if split not in UNTIMED_SPLITS:
+            raise ConfigError(
+                f"split={split}: data={self.name} has no timestamps ({raw.origin}), and {split} orders or cuts "
+                f"interactions by time; use split={' or split='.join(UNTIMED_SPLITS)}"
+            )
+        return raw.interactions.with_columns(timestamp=pl.lit(0.0, dtype=pl.Float64))
 
     @property
     def eval_batch_size(self) -> int:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from recarena.errors import DataError
+from recarena.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,31 @@ def _log_dropped(frame: pl.DataFrame, mask: pl.Expr, origin: str, what: str) -> 
     return dropped.height
 
 
+def _check_scale(frame: pl.DataFrame, scale: tuple[float, float], origin: str) -> None:
+    """Ratings outside the declared scale are outliers the data should not have: refuse them, naming the first."""
+    if len(scale) != 2 or not float(scale[0]) < float(scale[1]):
+        raise ConfigError(f"data.rating_scale={list(scale)!r}: expected [lowest, highest] with lowest < highest")
+    low, high = float(scale[0]), float(scale[1])
+    outside = frame.filter(pl.col("rating").is_not_null() & ((pl.col("rating") < low) | (pl.col("rating") > high)))
+    if outside.height:
+        row = outside.sort("pos").row(0, named=True)
+        raise DataError(
+            f"{origin}: {outside.height} rating(s) outside data.rating_scale=[{low:g}, {high:g}], first: rating "
+            f"{row['rating']!r} at data row {row['pos'] + 1} (user={row['user']!r}, item={row['item']!r})"
+        )
+
+
+def _drop_heavy_users(frame: pl.DataFrame, limit: int, origin: str) -> tuple[int, pl.DataFrame]:
+    """Drop every interaction of users with more than `limit` (implausible for a person: bots, shared accounts)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigError(f"data.max_user_interactions={limit!r}: must be a positive integer, or null")
+    heavy = pl.len().over("user") > limit
+    n_users = frame.filter(heavy)["user"].n_unique()
+    dropped = _log_dropped(frame, heavy, origin, f"rows of {n_users} users with more than {limit} interactions "
+                           "(data.max_user_interactions)")  # fmt: skip
+    return dropped, frame.filter(~heavy)
+
+
 def preprocess(
     interactions: pl.DataFrame,
     *,
@@ -73,11 +98,16 @@ def preprocess(
     min_rating: float | None = None,
     min_user_interactions: int = 0,
     min_item_interactions: int = 0,
+    rating_scale: tuple[float, float] | None = None,
+    max_user_interactions: int | None = None,
 ) -> Preprocessed:
-    """Apply PROTOCOL.md §1 steps 1-5 in order and log the count each step removes."""
+    """Apply PROTOCOL.md §1 steps 1-5 in order and log the count each step removes; with `rating_scale`, a rating
+    outside it is refused (DataError), and with `max_user_interactions`, users above it are dropped (logged)."""
     counts: dict[str, int] = {"raw": interactions.height}
     frame = interactions.with_row_index("pos")
     counts["dropped_missing"], frame = _drop_missing(frame, origin)
+    if rating_scale is not None:
+        _check_scale(frame, rating_scale, origin)
     if min_rating is not None:
         keep = pl.col("rating").is_not_null() & (pl.col("rating") >= min_rating)
         counts["dropped_below_min_rating"] = frame.height - int(frame.select(keep.sum()).item())
@@ -88,6 +118,8 @@ def preprocess(
         frame, duplicate, origin, "duplicate (user, item) rows; kept the earliest"
     )
     frame = frame.filter(~duplicate)
+    if max_user_interactions is not None:
+        counts["dropped_implausible_users"], frame = _drop_heavy_users(frame, max_user_interactions, origin)
     before = frame.height
     frame = kcore(frame, min_user_interactions, min_item_interactions)
     counts["dropped_kcore"] = before - frame.height

@@ -6,8 +6,11 @@ string is a single segment. Lists are joined with ", "; `values` maps codes to w
 
 from __future__ import annotations
 
+import html
 import logging
 import math
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from string import Formatter
 from typing import Any
@@ -22,19 +25,33 @@ log = logging.getLogger(__name__)
 Template = str | Sequence[str]
 
 ITEM_TEMPLATE = ("{title}", " ({year})", ". Genres: {genres}")  # "Toy Story (1995). Genres: Animation, Comedy"
-TEXT_TEMPLATE = ("{text}",)  # tables with a ready-made `text` column (the synthetic source, item_text_cols)
+TEXT_TEMPLATE = ("{text}",)  # tables with a ready-made `text` column (the synthetic source)
+PRODUCT_TEMPLATE = ("{title}", ". Brand: {brand}", ". Categories: {categories}")  # Amazon metadata
+TAGGED_TEMPLATE = ("{title}", ". Tags: {tags}")  # Last.fm artists: "Madonna. Tags: pop, dance, 80s"
 USER_TEMPLATE = ("{age}-year-old", " {gender}", " {occupation}")  # "24-year-old male technician"
+# an HTML/XML tag or comment: "<" then a letter or "/" ("2 < 3" is no tag); bounded, so a stray "<" swallows nothing
+_MARKUP = re.compile(r"</?[A-Za-z][^<>]{0,2000}>|<!--.{0,2000}?-->", re.DOTALL)
 VALUES: dict[str, dict[str, str]] = {"gender": {"M": "male", "F": "female"}}
 
 
 def item_texts(
     data: Interactions, template: Template | None = None, key: str = "model.recommender.item_template"
 ) -> list[str]:
-    """One text per item index; the default template is `{text}` when the table has it, else title/year/genres."""
+    """One text per item index, by `template` or the default for the table's columns (`default_item_template`)."""
     if template is None:
-        has_text = data.items is not None and "text" in data.items.columns
-        template = TEXT_TEMPLATE if has_text else ITEM_TEMPLATE
+        template = default_item_template(data.items.columns if data.items is not None else [])
     return render(data.items, template, key, "item")
+
+
+def default_item_template(columns: Sequence[str]) -> Template:
+    """`{text}` when the table has it; product fields (Amazon); artist tags (Last.fm); else title (year), genres."""
+    if "text" in columns:
+        return TEXT_TEMPLATE
+    if "categories" in columns or "brand" in columns:
+        return PRODUCT_TEMPLATE
+    if "tags" in columns:
+        return TAGGED_TEMPLATE
+    return ITEM_TEMPLATE
 
 
 def user_texts(
@@ -102,14 +119,23 @@ def _value(value: Any, names: Mapping[str, str]) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, list | tuple):
-        items = [str(names.get(str(v), v)) for v in value if v is not None and str(v).strip()]
+        items = [clean_text(str(names.get(str(v), v))) for v in value if v is not None and clean_text(str(v))]
         return ", ".join(items) if items else None
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str):
-        value = value.strip()
+        value = clean_text(value)
         return names.get(value, value) if value else None
     return value
+
+
+def clean_text(text: str) -> str:
+    """Text as an encoder should see it: HTML entities decoded (twice: feeds often double-escape), markup removed,
+    control characters dropped, runs of whitespace collapsed to one space."""
+    text = html.unescape(html.unescape(text))
+    text = _MARKUP.sub(" ", text)
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)
+    return " ".join(text.split())
 
 
 def _show(template: Any) -> str:
