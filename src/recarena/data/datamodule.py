@@ -13,7 +13,8 @@ import pytorch_lightning as pl_lightning
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from recarena.data import sources
+from recarena.data import cache, sources
+from recarena.data.cache import Notes, Processed, cache_folder, cache_key, input_files
 from recarena.data.interactions import Interactions, Stage
 from recarena.data.preprocess import preprocess
 from recarena.data.views import EvalUsers
@@ -46,6 +47,7 @@ class RecDataModule(pl_lightning.LightningDataModule):
         min_item_interactions: int = 0,
         rating_scale: list[float] | None = None,
         max_user_interactions: int | None = None,
+        cache: bool = True,
         eval_batch_size: int = 512,
         max_chunk_bytes: int = 256 * 2**20,
         num_workers: int = 0,
@@ -60,6 +62,7 @@ class RecDataModule(pl_lightning.LightningDataModule):
         self.min_user_interactions, self.min_item_interactions = min_user_interactions, min_item_interactions
         self.rating_scale = tuple(rating_scale) if rating_scale is not None else None
         self.max_user_interactions = max_user_interactions
+        self.cache = bool(cache)
         self.requested_eval_batch_size, self.max_chunk_bytes = int(eval_batch_size), int(max_chunk_bytes)
         if self.requested_eval_batch_size < 1:
             raise ConfigError(f"eval.batch_size={eval_batch_size!r}: must be >= 1")
@@ -85,17 +88,8 @@ class RecDataModule(pl_lightning.LightningDataModule):
     def load(self) -> Interactions:
         """Read → preprocess → split → Interactions (pure given the config and seed); stage times go to `timing`."""
         start = time.perf_counter()
-        raw = sources.load_source({"source": self.source, **self.source_options, "seed": self.seed}, self.data_dir)
-        interactions = raw.interactions if raw.timestamps else self._untimed(raw)
-        pre = preprocess(
-            interactions,
-            origin=raw.origin,
-            min_rating=self.min_rating,
-            min_user_interactions=self.min_user_interactions,
-            min_item_interactions=self.min_item_interactions,
-            rating_scale=self.rating_scale,
-            max_user_interactions=self.max_user_interactions,
-        )
+        processed = self.processed()
+        pre = processed.pre
         self.timing["load_seconds"] = time.perf_counter() - start
         start = time.perf_counter()
         frame = self.split_fn(pre.frame, seed=self.seed)
@@ -103,21 +97,58 @@ class RecDataModule(pl_lightning.LightningDataModule):
         for part, label in enumerate(("train", "valid", "test")):
             counts[label] = int((frame["part"] == part).sum())
         log.info("%s split: %s", self.name, counts)
-        data = Interactions.build(frame, pre.user_ids, pre.item_ids, raw.items, raw.users, counts, self.name)
+        data = Interactions.build(
+            frame, pre.user_ids, pre.item_ids, processed.items, processed.users, counts, self.name
+        )
         data.max_users, data.sample_seed = self.max_users, self.seed
         self.timing["split_seconds"] = time.perf_counter() - start
         return data
 
-    def _untimed(self, raw: sources.RawData) -> pl.DataFrame:
-        """A source without time (Last.fm plays): only splits that ignore time apply; rows keep their file order
-        (timestamp 0 for all), so nothing is dropped as missing."""
+    def processed(self) -> Processed:
+        """Read and preprocess the source, or read the result from the processed-data cache (`data.cache`), keyed by
+        the source, its options and input files' hashes and the preprocessing settings."""
+        cfg = {"source": self.source, **self.source_options, "seed": self.seed}
+        options = {k: v for k, v in sources.reader_options(cfg, self.data_dir).items() if k != "data_dir"}
+        settings = {
+            "min_rating": self.min_rating,
+            "min_user_interactions": self.min_user_interactions,
+            "min_item_interactions": self.min_item_interactions,
+            "rating_scale": self.rating_scale,
+            "max_user_interactions": self.max_user_interactions,
+        }
+        folder = None
+        if self.cache:
+            default = self.data_dir / "ml-100k" if self.source == "ml100k" else None  # the fetched MovieLens files
+            files = input_files(options, default)
+            folder = cache_folder(self.data_dir, self.source, cache_key(self.source, options, settings, files))
+            hit = cache.read(folder)
+            if hit is not None:
+                for note in hit.notes:  # the repairs stay visible on every run
+                    log.warning("%s [as preprocessed for the cache %s]", note, folder.name)
+                log.info("processed data read from the cache %s: %s", folder, hit.pre.counts)
+                self._check_time(hit.timestamps, hit.origin)
+                return hit
+        raw = sources.load_source(cfg, self.data_dir)
+        self._check_time(raw.timestamps, raw.origin)
+        interactions = raw.interactions
+        if not raw.timestamps:  # rows keep their file order (timestamp 0 for all): nothing is dropped as missing
+            interactions = interactions.with_columns(timestamp=pl.lit(0.0, dtype=pl.Float64))
+        with Notes("recarena.data.preprocess") as notes:
+            pre = preprocess(interactions, origin=raw.origin, **settings)
+        processed = Processed(pre, raw.items, raw.users, raw.origin, raw.timestamps, tuple(notes.messages))
+        if folder is not None:
+            cache.write(folder, processed, {"source": self.source, "options": options, "settings": settings})
+            log.info("processed data cached in %s", folder)
+        return processed
+
+    def _check_time(self, timestamps: bool, origin: str) -> None:
+        """A source without time (Last.fm plays) allows only the splits that ignore time; the others are refused."""
         split = getattr(self.split_fn, "func", self.split_fn).__name__
-        if split not in UNTIMED_SPLITS:
+        if not timestamps and split not in UNTIMED_SPLITS:
             raise ConfigError(
-                f"split={split}: data={self.name} has no timestamps ({raw.origin}), and {split} orders or cuts "
+                f"split={split}: data={self.name} has no timestamps ({origin}), and {split} orders or cuts "
                 f"interactions by time; use split={' or split='.join(UNTIMED_SPLITS)}"
             )
-        return raw.interactions.with_columns(timestamp=pl.lit(0.0, dtype=pl.Float64))
 
     @property
     def eval_batch_size(self) -> int:

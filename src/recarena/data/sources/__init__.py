@@ -34,18 +34,24 @@ LOADERS: dict[str, Callable[..., RawData]] = {
 # Keys of the data config that belong to preprocessing, the datamodule or the run, not to the reader.
 NOT_FOR_READERS = {
     "source", "name", "_target_", "min_rating", "min_user_interactions", "min_item_interactions", "data_dir",
-    "rating_scale", "max_user_interactions",
+    "rating_scale", "max_user_interactions", "cache",
     "split", "seed", "eval_batch_size", "max_chunk_bytes", "num_workers", "item_text_cols", "max_users",
 }  # fmt: skip
 
 
 def load_source(cfg: Mapping[str, Any], data_dir: Path) -> RawData:
     """Read the source named by `cfg["source"]`, passing it the config keys its reader takes."""
+    options = reader_options(cfg, data_dir)  # first: it names an unknown source or a missing key
+    return LOADERS[cfg["source"]](**options)
+
+
+def reader_options(cfg: Mapping[str, Any], data_dir: Path) -> dict[str, Any]:
+    """The keyword arguments of the reader of `cfg["source"]`: the config keys it takes (others are logged as
+    ignored), `data_dir` when it takes one; a missing required key or an unknown source is a named DataError."""
     source = cfg.get("source")
     if source not in LOADERS:
         raise DataError(f"data.source={source!r}: unknown source; known sources are {sorted(LOADERS)}")
-    reader = LOADERS[source]
-    params = inspect.signature(reader).parameters
+    params = inspect.signature(LOADERS[source]).parameters
     kwargs = {k: v for k, v in cfg.items() if k in params and k != "data_dir"}
     if "data_dir" in params:
         kwargs["data_dir"] = Path(data_dir)
@@ -55,7 +61,7 @@ def load_source(cfg: Mapping[str, Any], data_dir: Path) -> RawData:
     missing = [n for n, p in params.items() if p.default is inspect.Parameter.empty and kwargs.get(n) is None]
     if missing:
         raise DataError(f"data={source} needs " + ", ".join(f"data.{n}" for n in missing))
-    return reader(**kwargs)
+    return kwargs
 
 
 __all__ = [
@@ -68,4 +74,5 @@ __all__ = [
     "load_amazon",
     "load_lastfm",
     "load_source",
+    "reader_options",
 ]
