@@ -169,3 +169,17 @@ def test_product_and_artist_text_through_the_item_templates(tmp_path):
     texts = dict(zip(module.data.item_ids.tolist(), item_texts(module.data), strict=True))
     assert texts == {"B01": "Rose Soap. Brand: Acme. Categories: Beauty, Bath, Soap",
                      "B02": "Loofah. Categories: Beauty, Bath"}  # fmt: skip
+
+
+def test_amazon_2018_json_metadata_with_category_and_description_lists(tmp_path):
+    reviews, meta = tmp_path / "Luxury_Beauty.json", tmp_path / "meta_Luxury_Beauty.json"
+    reviews.write_text(json.dumps({"overall": 5.0, "verified": True, "reviewerID": "R1", "asin": "B03",
+                                   "unixReviewTime": 1383350400, "style": {"Size:": " 3.4 oz"}}) + "\n")  # fmt: skip
+    product = {"category": ["Luxury Beauty", "Skin Care"], "description": ["<p>Soft</p>", "cream."],
+               "title": "Night Cream", "brand": "Lux", "asin": "B03", "price": "$30"}  # fmt: skip
+    meta.write_text(json.dumps(product) + "\n")
+    raw = load_amazon(reviews, meta)
+    assert raw.interactions.rows() == [("R1", "B03", 5.0, 1383350400.0)]
+    (row,) = raw.items.to_dicts()
+    assert row["categories"] == ["Luxury Beauty", "Skin Care"] and row["description"] == "<p>Soft</p> cream."
+    assert row["title"] == "Night Cream" and row["brand"] == "Lux"  # markup is cleaned when text is rendered
