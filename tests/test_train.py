@@ -117,6 +117,21 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes_to_the_same_metrics(tmp
     assert (tmp_path / "par" / "leaderboard.md").is_file()  # the report callback runs after a joblib sweep too
 
 
+def test_submitit_launcher_runs_pickled_jobs_in_their_own_processes_to_the_same_metrics(tmp_path):
+    """The cluster path, exercised locally: hydra/launcher=submitit_local pickles each job, runs it in a separate
+    process through submitit and gathers the results; the numbers equal the basic launcher's."""
+    common = ("-m", "model=pop,itemcf", "data=synthetic", f"paths.data_dir={ROOT / 'data'}", "logger=none")
+    submitit = ("hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10")
+    for name, launcher in (("basic", ()), ("submitit", submitit)):
+        done = _train_cli(*common, *launcher, f"hydra.sweep.dir={tmp_path / name}", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+    for job in ("0-pop", "1-itemcf"):
+        basic, sub = (json.loads((tmp_path / n / job / "metrics.json").read_text()) for n in ("basic", "submitit"))
+        assert sub["test"] == basic["test"] and sub["val"] == basic["val"]
+    assert list((tmp_path / "submitit" / ".submitit").iterdir())  # submitit's own job records: pickles and logs
+    assert (tmp_path / "submitit" / "leaderboard.md").is_file()
+
+
 def test_unknown_model_is_reported_by_hydra(tmp_path):
     done = _train_cli("model=nosuchmodel", "data=synthetic", "logger=none", cwd=tmp_path)
     assert done.returncode != 0
