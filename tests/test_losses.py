@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from recarena.errors import ConfigError
 from recarena.models.generative.losses import chunked_cross_entropy, draw_negatives, sampled_cross_entropy
+from tests.test_bert_dgrs import bert_overrides
 from tests.test_gpt_dgrs import rule_overrides, write_rule_table
 
 
@@ -55,6 +56,12 @@ def test_gpt_dgrs_learns_the_rule_with_sampled_softmax_and_with_a_chunked_loss(r
     sampled, _ = run_train(*rule_overrides(rule_table, "model.loss=sampled", "model.negatives=10",
                                            "model.sampler=popularity"))  # fmt: skip
     chunked, _ = run_train(*rule_overrides(rule_table, "model.loss_chunk_bytes=2000"))  # ~15 positions a chunk
+    assert sampled["test"]["recall@1"] > 0.8 and chunked["test"]["recall@1"] > 0.8  # chance is 1/30
+
+
+def test_bert_dgrs_learns_the_rule_with_sampled_softmax_and_with_a_chunked_loss(run_train, rule_table):
+    sampled, _ = run_train(*bert_overrides(rule_table, "model.loss=sampled", "model.negatives=10"))
+    chunked, _ = run_train(*bert_overrides(rule_table, "model.loss_chunk_bytes=2000"))
     assert sampled["test"]["recall@1"] > 0.8 and chunked["test"]["recall@1"] > 0.8  # chance is 1/30
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,11 @@ import torch
 import torch.nn.functional as F
 from transformers import get_scheduler
 
+from recarena.data.interactions import Interactions
 from recarena.errors import ConfigError
 from recarena.models.base import RecModule
 from recarena.models.generative.item_tokens import N_SPECIAL, ItemTokens
+from recarena.models.generative.losses import chunked_cross_entropy, draw_negatives, sampled_cross_entropy
 from recarena.models.generative.semantic_ids import CodebookReport, semantic_tokens
 from recarena.topk import TopK
 
@@ -35,6 +38,8 @@ class GenerativeModule(RecModule):
     """A RecModule whose backbone generates item tokens; subclasses build `backbone` and `tokens` in `build`."""
 
     tokens: ItemTokens | None = None
+    log_q: torch.Tensor | None = None  # loss=sampled: log sampling probability of each item
+    item_probabilities: torch.Tensor | None = None  # sampler=popularity (None: uniform)
     codebook: CodebookReport | None = None
     token_offset: int = 0  # > 0 when item tokens are appended to a pretrained vocabulary
 
@@ -67,6 +72,38 @@ class GenerativeModule(RecModule):
         """Report codebook usage of semantic ids so a collapse is visible in the logger."""
         if self.codebook is not None and self.logger is not None:
             self.logger.log_metrics(self.codebook.as_metrics(), step=0)
+
+    def init_sampler(self, data: Interactions) -> None:
+        """Negative sampling probabilities q over items: uniform, or train popularity (+1 smoothing)."""
+        n_items, negatives = data.n_items, int(self.hparams.negatives)
+        if negatives > n_items:
+            raise ConfigError(f"model.negatives={negatives}: more than the {n_items} items of the catalogue")
+        if self.hparams.sampler == "popularity" and negatives < n_items:
+            counts = torch.from_numpy(np.asarray(data.train.sum(axis=0)).ravel()).double() + 1.0
+            self.item_probabilities = (counts / counts.sum()).float()
+            self.log_q = self.item_probabilities.log()
+        else:
+            self.log_q = torch.full((n_items,), -float(np.log(n_items)))
+
+    def token_loss(
+        self, hidden: torch.Tensor, labels: torch.Tensor, transform: Callable, decoder: torch.nn.Linear
+    ) -> torch.Tensor:
+        """The loss of `model.loss` from the backbone's last hidden states: `decoder(transform(hidden))` are the token
+        logits. full: cross-entropy in chunks of positions bounded by `model.loss_chunk_bytes`; sampled: softmax
+        over each target item and the batch's shared negatives (logQ-corrected; atomic item tokens)."""
+        hp = self.hparams
+        vocab = int(decoder.weight.shape[0])
+        if hp.loss == "full":
+            head = decoder if isinstance(transform, torch.nn.Identity) else torch.nn.Sequential(transform, decoder)
+            return chunked_cross_entropy(hidden, labels, head, vocab, int(hp.loss_chunk_bytes))
+        keep = labels != -100
+        first, n_items = self.token_offset + N_SPECIAL, self.tokens.n_items
+        rows = slice(first, first + n_items)
+        bias = decoder.bias[rows] if decoder.bias is not None else None
+        negatives = draw_negatives(n_items, int(hp.negatives), self.item_probabilities, self.negative_generator)
+        states = transform(hidden[keep])
+        return sampled_cross_entropy(states, labels[keep] - first, decoder.weight[rows], bias,
+                                     negatives.to(hidden.device), self.log_q.to(hidden.device))  # fmt: skip
 
     def configure_optimizers(self) -> dict:
         """AdamW on the trainable weights; `lr_schedule` (transformers' schedulers: constant, linear, cosine, ...)

@@ -16,6 +16,7 @@ from recarena.errors import ConfigError
 from recarena.models.generative.base import ITEM_IDS, GenerativeModule, check_schedule
 from recarena.models.generative.decoding import ItemConstraint
 from recarena.models.generative.item_tokens import MASK, N_SPECIAL, PAD
+from recarena.models.generative.losses import check_loss
 from recarena.models.generative.pretrained import check_pretrained, load_pretrained
 from recarena.models.ranking import rank_scores
 from recarena.topk import TopK, cat_topk
@@ -56,10 +57,18 @@ class BERTDGRS(GenerativeModule):
         train_layers: int | None = None,
         item_template: list[str] | str | None = None,
         text_cache_dir: str | None = None,
+        loss: str = "full",
+        loss_chunk_bytes: int = 64 * 2**20,
+        negatives: int = 256,
+        sampler: str = "uniform",
         seed: int = 0,
     ) -> None:
         super().__init__()
         check_schedule(lr_schedule, warmup)
+        check_loss(loss, loss_chunk_bytes, negatives, sampler)
+        if loss == "sampled" and item_ids != "atomic":
+            raise ConfigError("model.loss=sampled draws negative items: it needs model.item_ids=atomic")
+        self.negative_generator = torch.Generator().manual_seed(int(seed))
         if int(max_len) < 2:
             raise ConfigError(f"model.max_len={max_len!r}: must be >= 2 (history plus the [MASK])")
         if not 0.0 < float(mask_prob) < 1.0:
@@ -93,6 +102,8 @@ class BERTDGRS(GenerativeModule):
         """Item vocabulary and backbone; a pretrained start copies the encoder and adds text item inputs."""
         self.tokens = self.item_tokens(data)
         hp = self.hparams
+        if hp.loss == "sampled":
+            self.init_sampler(data)
         source = self.pretrained_path
         if source is None:
             config = BertConfig(
@@ -157,18 +168,33 @@ class BERTDGRS(GenerativeModule):
         )
 
     # -- forward and training ------------------------------------------------------------------------------
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Token logits; with a pretrained start items enter as id embedding + projected text embedding."""
+    def inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The encoder's inputs; with a pretrained start items enter as id embedding + projected text embedding."""
         if self.text_proj is None:
-            return self.backbone(input_ids=input_ids, attention_mask=attention_mask).logits
+            return {"input_ids": input_ids, "attention_mask": attention_mask}
         embeds = self.backbone.get_input_embeddings()(input_ids) + self.text_proj(self.text_vectors[input_ids])
-        return self.backbone(inputs_embeds=embeds, attention_mask=attention_mask).logits
+        return {"inputs_embeds": embeds, "attention_mask": attention_mask}
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Token logits at every position."""
+        return self.backbone(**self.inputs(input_ids, attention_mask)).logits
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self.logits(batch["input_ids"], batch["attention_mask"])
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1), ignore_index=-100)
+        loss = self.loss(batch)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy at the masked positions (`model.loss=full`, in chunks once a batch's logits would exceed
+        `model.loss_chunk_bytes`), or sampled softmax over the targets and shared negatives (`model.loss=sampled`)."""
+        hp, labels = self.hparams, batch["labels"]
+        vocab = int(self.backbone.config.vocab_size)
+        if hp.loss == "full" and labels.numel() * vocab * 4 <= hp.loss_chunk_bytes:  # small: one plain pass
+            logits = self.logits(batch["input_ids"], batch["attention_mask"])
+            return F.cross_entropy(logits.reshape(-1, vocab), labels.reshape(-1), ignore_index=-100)
+        hidden = self.backbone.bert(**self.inputs(batch["input_ids"], batch["attention_mask"]))[0]
+        head = self.backbone.cls.predictions
+        return self.token_loss(hidden, labels, head.transform, head.decoder)
 
     # -- generation --------------------------------------------------------------------------------------
     def mask_logits(self, sequences: list[np.ndarray]) -> torch.Tensor:

@@ -15,7 +15,7 @@ from recarena.errors import ConfigError
 from recarena.models.generative.base import ITEM_IDS, GenerativeModule, check_schedule
 from recarena.models.generative.decoding import ItemConstraint
 from recarena.models.generative.item_tokens import BOS, N_SPECIAL, PAD, ItemTokens
-from recarena.models.generative.losses import check_loss, chunked_cross_entropy, draw_negatives, sampled_cross_entropy
+from recarena.models.generative.losses import check_loss
 from recarena.models.generative.pretrained import check_pretrained, load_pretrained
 from recarena.models.generative.semantic_ids import item_vectors
 from recarena.models.ranking import rank_scores
@@ -83,9 +83,7 @@ class GPTDGRS(GenerativeModule):
         self.tokens: ItemTokens | None = None
         self.backbone: GPT2LMHeadModel | None = None
         self.token_offset = 0  # > 0 when item tokens are appended to a pretrained vocabulary
-        self.log_q: torch.Tensor | None = None  # loss=sampled: log sampling probability of each item
-        self.item_probabilities: torch.Tensor | None = None  # sampler=popularity
-        self.negative_generator = torch.Generator().manual_seed(int(seed))
+        self.negative_generator = torch.Generator().manual_seed(int(seed))  # loss=sampled
 
     # -- building ----------------------------------------------------------------------------------------
     def build(self, data: Interactions) -> None:
@@ -114,19 +112,7 @@ class GPTDGRS(GenerativeModule):
         if hp.init == "text":
             self._init_item_embeddings_from_text(data)
         if hp.loss == "sampled":
-            self._init_sampler(data)
-
-    def _init_sampler(self, data: Interactions) -> None:
-        """Negative sampling probabilities q over items: uniform, or train popularity (+1 smoothing)."""
-        n_items, negatives = data.n_items, int(self.hparams.negatives)
-        if negatives > n_items:
-            raise ConfigError(f"model.negatives={negatives}: more than the {n_items} items of the catalogue")
-        if self.hparams.sampler == "popularity" and negatives < n_items:
-            counts = torch.from_numpy(np.asarray(data.train.sum(axis=0)).ravel()).double() + 1.0
-            self.item_probabilities = (counts / counts.sum()).float()
-            self.log_q = self.item_probabilities.log()
-        else:
-            self.log_q = torch.full((n_items,), -float(np.log(n_items)))
+            self.init_sampler(data)
 
     def _init_item_embeddings_from_text(self, data: Interactions) -> None:
         """Item token embeddings := MiniLM text vectors projected to the model width (PCA), at the init scale."""
@@ -170,15 +156,7 @@ class GPTDGRS(GenerativeModule):
             logits = self.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             return F.cross_entropy(logits.reshape(-1, vocab), labels.reshape(-1), ignore_index=-100)
         hidden = self.backbone.transformer(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
-        if hp.loss == "full":
-            return chunked_cross_entropy(hidden, labels, self.backbone.lm_head, vocab, int(hp.loss_chunk_bytes))
-        keep = labels != -100
-        first = self.token_offset + N_SPECIAL
-        items = labels[keep] - first
-        weight = self.backbone.lm_head.weight[first : first + self.tokens.n_items]
-        negatives = draw_negatives(self.tokens.n_items, int(hp.negatives), self.item_probabilities,
-                                   self.negative_generator).to(hidden.device)  # fmt: skip
-        return sampled_cross_entropy(hidden[keep], items, weight, None, negatives, self.log_q.to(hidden.device))
+        return self.token_loss(hidden, labels, torch.nn.Identity(), self.backbone.lm_head)
 
     # -- generation --------------------------------------------------------------------------------------
     def prompts(self, sequences: list[np.ndarray], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
