@@ -4,11 +4,14 @@ counted like the other repairs), and item text cleaned before it is encoded."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import polars as pl
 import pytest
 
+from recarena.data.datamodule import RecDataModule
 from recarena.data.preprocess import preprocess
+from recarena.data.splits import random_ratio
 from recarena.errors import ConfigError, DataError
 from recarena.text.item_text import clean_text
 
@@ -57,3 +60,9 @@ def test_implausible_users_are_dropped_only_when_asked_and_counted(caplog):
 )
 def test_item_text_cleaning_rules(raw, clean):
     assert clean_text(raw) == clean
+
+
+@pytest.mark.parametrize("scale", [5, [1, "five"], [1, 3, 5]])
+def test_a_malformed_rating_scale_is_named(scale):
+    with pytest.raises(ConfigError, match=r"data.rating_scale=.*expected \[lowest, highest\]"):
+        RecDataModule("synthetic", partial(random_ratio), rating_scale=scale)

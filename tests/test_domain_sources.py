@@ -151,8 +151,8 @@ def test_lastfm_named_errors(tmp_path):
     (folder / "user_artists.dat").write_text("userID\tartist\tweight\n2\t1\t3\n")
     with pytest.raises(DataError, match=r"user_artists.dat.*artistID"):
         load_lastfm(folder)
-    (folder / "user_artists.dat").write_text("userID\tartistID\tweight\n2\t1\t3\n2\tx7\t4\n")
-    with pytest.raises(DataError, match=r"user_artists.dat:3: artistID='x7' is not an integer id"):
+    (folder / "user_artists.dat").write_text("userID\tartistID\tweight\n2\t1\t3\n2\t7\tlots\n")
+    with pytest.raises(DataError, match=r"user_artists.dat line 3: weight 'lots' is not a number"):
         load_lastfm(folder)
     with pytest.raises(DataError, match=r"no user_artists.dat"):
         load_lastfm(tmp_path)
@@ -183,3 +183,14 @@ def test_amazon_2018_json_metadata_with_category_and_description_lists(tmp_path)
     (row,) = raw.items.to_dicts()
     assert row["categories"] == ["Luxury Beauty", "Skin Care"] and row["description"] == "<p>Soft</p> cream."
     assert row["title"] == "Night Cream" and row["brand"] == "Lux"  # markup is cleaned when text is rendered
+
+
+def test_all_digit_asins_keep_their_leading_zeros_in_reviews_and_metadata(tmp_path):
+    """Books ASINs are ISBN-10s such as 0000013714: ids, not numbers, so metadata rows still join the reviews."""
+    reviews, meta = tmp_path / "reviews_Books_5.json", tmp_path / "meta_Books.json"
+    reviews.write_text("".join(json.dumps({"reviewerID": "A1", "asin": a, "overall": 4.0, "unixReviewTime": 1 + i})
+                               + "\n" for i, a in enumerate(["0000013714", "0000031852"])))  # fmt: skip
+    meta.write_text("{'asin': '0000013714', 'title': 'Hymns'}\n{'asin': '0000031852', 'title': 'Tutu'}\n")
+    raw = load_amazon(reviews, meta)
+    assert raw.interactions["item"].to_list() == ["0000013714", "0000031852"]
+    assert dict(raw.items.select("item", "title").rows()) == {"0000013714": "Hymns", "0000031852": "Tutu"}

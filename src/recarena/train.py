@@ -20,8 +20,6 @@ from recarena.utils.instantiate import build, build_all
 
 log = logging.getLogger(__name__)
 
-# conf/ sits at the repository root (the package is installed editable); absolute, so that imports work too
-
 
 def train(cfg: DictConfig) -> dict[str, dict[str, float]]:
     """Compose data, model, callbacks, logger and trainer from `cfg`; fit, then validate and test.

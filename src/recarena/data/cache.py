@@ -72,7 +72,7 @@ def cache_folder(data_dir: Path, source: str, key: str) -> Path:
     return Path(data_dir) / "cache" / "processed" / f"{source}-{key[:20]}"
 
 
-def read(folder: Path) -> Processed | None:
+def read_cached(folder: Path) -> Processed | None:
     """The cached data, or None when there is none or it cannot be read back in full (then it is removed)."""
     meta_path = folder / "meta.json"
     if not meta_path.exists():
@@ -99,7 +99,7 @@ def read(folder: Path) -> Processed | None:
         return None
 
 
-def write(folder: Path, processed: Processed, described: Mapping[str, Any]) -> None:
+def write_cached(folder: Path, processed: Processed, described: Mapping[str, Any]) -> None:
     """Write the tables into a temporary folder beside `folder`, then rename it into place (a concurrent job that
     wrote it first wins; ours is discarded): a reader never sees a half-written cache."""
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,8 @@ import pytorch_lightning as pl_lightning
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from recarena.data import cache, sources
-from recarena.data.cache import Notes, Processed, cache_folder, cache_key, input_files
+from recarena.data import sources
+from recarena.data.cache import Notes, Processed, cache_folder, cache_key, input_files, read_cached, write_cached
 from recarena.data.interactions import Interactions, Stage
 from recarena.data.preprocess import preprocess
 from recarena.data.views import EvalUsers
@@ -60,7 +60,7 @@ class RecDataModule(pl_lightning.LightningDataModule):
         self.seed = seed
         self.min_rating = min_rating
         self.min_user_interactions, self.min_item_interactions = min_user_interactions, min_item_interactions
-        self.rating_scale = tuple(rating_scale) if rating_scale is not None else None
+        self.rating_scale = _scale(rating_scale)
         self.max_user_interactions = max_user_interactions
         self.cache = bool(cache)
         self.requested_eval_batch_size, self.max_chunk_bytes = int(eval_batch_size), int(max_chunk_bytes)
@@ -121,7 +121,7 @@ class RecDataModule(pl_lightning.LightningDataModule):
             default = self.data_dir / "ml-100k" if self.source == "ml100k" else None  # the fetched MovieLens files
             files = input_files(options, default)
             folder = cache_folder(self.data_dir, self.source, cache_key(self.source, options, settings, files))
-            hit = cache.read(folder)
+            hit = read_cached(folder)
             if hit is not None:
                 for note in hit.notes:  # the repairs stay visible on every run
                     log.warning("%s [as preprocessed for the cache %s]", note, folder.name)
@@ -137,7 +137,7 @@ class RecDataModule(pl_lightning.LightningDataModule):
             pre = preprocess(interactions, origin=raw.origin, **settings)
         processed = Processed(pre, raw.items, raw.users, raw.origin, raw.timestamps, tuple(notes.messages))
         if folder is not None:
-            cache.write(folder, processed, {"source": self.source, "options": options, "settings": settings})
+            write_cached(folder, processed, {"source": self.source, "options": options, "settings": settings})
             log.info("processed data cached in %s", folder)
         return processed
 
@@ -205,3 +205,14 @@ class EpochSeededSampler(RandomSampler):
         generator = torch.Generator()
         generator.manual_seed(self.seed * 1_000_003 + self.epoch)
         yield from torch.randperm(len(self.data_source), generator=generator).tolist()
+
+
+def _scale(value: Any) -> tuple[float, float] | None:
+    """`data.rating_scale` as (lowest, highest), or a ConfigError naming the key."""
+    if value is None:
+        return None
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"data.rating_scale={value!r}: expected [lowest, highest], e.g. [1, 5]") from error
+    return low, high  # the order is checked where it is used (preprocess)

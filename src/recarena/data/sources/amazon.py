@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from recarena.data.sources.columns import RawData, check_readable, conform_ids
+from recarena.data.sources.columns import RawData, check_readable
 from recarena.errors import DataError
 
 
@@ -60,7 +60,7 @@ def load_amazon(path: str | Path, meta_path: str | Path | None = None) -> RawDat
         raise DataError(f"{path}: no reviews (the file is empty)")
     inter = pl.DataFrame(rows, schema={"user": pl.String, "item": pl.String, "rating": pl.Float64,
                                        "timestamp": pl.Float64})  # fmt: skip
-    items = _metadata(Path(meta_path).expanduser(), inter["item"].dtype) if meta_path is not None else None
+    items = _metadata(Path(meta_path).expanduser()) if meta_path is not None else None
     return RawData(path.name.split(".")[0], inter, items, None, str(path))
 
 
@@ -90,7 +90,7 @@ def _format_of(record: dict[str, Any], path: Path, line: int) -> ReviewFormat:
     )
 
 
-def _metadata(path: Path, ids: pl.DataType) -> pl.DataFrame:
+def _metadata(path: Path) -> pl.DataFrame:
     """One row per product: item, title, brand (2023: store), categories (a flat list) and description (text)."""
     rows: dict[str, list] = {"item": [], "title": [], "brand": [], "categories": [], "description": []}
     for line, record in _records(path, "data.meta_path", literal=True):
@@ -104,8 +104,7 @@ def _metadata(path: Path, ids: pl.DataType) -> pl.DataFrame:
         rows["description"].append(_text(record.get("description")))
     frame = pl.DataFrame(rows, schema={"item": pl.String, "title": pl.String, "brand": pl.String,
                                        "categories": pl.List(pl.String), "description": pl.String})  # fmt: skip
-    frame = frame.unique("item", keep="first", maintain_order=True)
-    return frame.with_columns(item=conform_ids(frame["item"], ids))
+    return frame.unique("item", keep="first", maintain_order=True)  # ASINs stay strings, as in the reviews
 
 
 def _categories(record: dict[str, Any]) -> list[str]:

@@ -102,7 +102,7 @@ def _is_canonical_int(values: pl.Series) -> tuple[bool, pl.Series]:
     return ok, ints
 
 
-def _id_series(values: pl.Series) -> pl.Series:
+def id_series(values: pl.Series) -> pl.Series:
     """Ids as Int64 when every present value is an integer, else as strings (PROTOCOL.md §1, step 5).
 
     NaN, empty and "NaN"/"nan" ids are missing (null): preprocessing drops and counts those rows."""
@@ -122,7 +122,7 @@ def _id_series(values: pl.Series) -> pl.Series:
 
 def conform_ids(values: pl.Series, dtype: pl.DataType) -> pl.Series:
     """Cast the id column of an item/user table to the interactions' id type, so joins match."""
-    ids = _id_series(values)
+    ids = id_series(values)
     if ids.dtype == dtype:
         return ids
     return ids.cast(dtype, strict=False)
@@ -194,8 +194,8 @@ def interaction_table(
     timestamp = to_float(frame, time_col, origin, allow_dates) if time_col else _row_position(n, origin)
     return pl.DataFrame(
         {
-            "user": _id_series(frame[columns["user"]]),
-            "item": _id_series(frame[columns["item"]]),
+            "user": id_series(frame[columns["user"]]),
+            "item": id_series(frame[columns["item"]]),
             "rating": rating,
             "timestamp": timestamp,
         }

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from recarena.data.sources.columns import LINE, RawData, conform_ids, read_delimited, require_columns, to_float
+from recarena.data.sources.columns import RawData, conform_ids, id_series, read_delimited, require_columns, to_float
 from recarena.errors import DataError
 
 FILES = {
@@ -39,25 +39,14 @@ def load_lastfm(path: str | Path, top_tags: int = TOP_TAGS) -> RawData:
     weight = to_float(plays, "weight", str(plays_path))
     inter = pl.DataFrame(
         {
-            "user": _ids(plays, "userID", plays_path),
-            "item": _ids(plays, "artistID", plays_path),
+            "user": id_series(plays["userID"]),
+            "item": id_series(plays["artistID"]),
             "rating": weight,
             "timestamp": pl.Series([None] * plays.height, dtype=pl.Float64),
         }
     )
     items = _artists(folder, inter["item"].dtype, int(top_tags))
     return RawData(folder.name, inter, items, None, str(plays_path), timestamps=False)
-
-
-def _ids(frame: pl.DataFrame, column: str, path: Path) -> pl.Series:
-    """Integer ids of a column; a non-integer names its file line."""
-    values = frame[column].str.strip_chars()
-    parsed = values.cast(pl.Int64, strict=False)
-    bad = parsed.is_null()
-    if bad.any():
-        first = int(bad.arg_max())
-        raise DataError(f"{path}:{frame[LINE][first]}: {column}={values[first]!r} is not an integer id")
-    return parsed
 
 
 def _artists(folder: Path, ids: pl.DataType, top_tags: int) -> pl.DataFrame | None:
@@ -67,15 +56,15 @@ def _artists(folder: Path, ids: pl.DataType, top_tags: int) -> pl.DataFrame | No
         return None
     artists = read_delimited(artists_path, str(artists_path), "\t")
     require_columns(artists, {"artist id": "id", "artist name": "name"}, str(artists_path))
-    table = pl.DataFrame({"item": _ids(artists, "id", artists_path), "title": artists["name"].str.strip_chars()})
+    table = pl.DataFrame({"item": id_series(artists["id"]), "title": artists["name"].str.strip_chars()})
     tags_path, tagged_path = folder / FILES["tags"], folder / FILES["tagged"]
     if tags_path.is_file() and tagged_path.is_file():
         tags = read_delimited(tags_path, str(tags_path), "\t")
         require_columns(tags, {"tag id": "tagID", "tag": "tagValue"}, str(tags_path))
         tagged = read_delimited(tagged_path, str(tagged_path), "\t")
         require_columns(tagged, {"artist id": "artistID", "tag id": "tagID"}, str(tagged_path))
-        names = pl.DataFrame({"tag": _ids(tags, "tagID", tags_path), "name": tags["tagValue"].str.strip_chars()})
-        uses = pl.DataFrame({"item": _ids(tagged, "artistID", tagged_path), "tag": _ids(tagged, "tagID", tagged_path)})
+        names = pl.DataFrame({"tag": id_series(tags["tagID"]), "name": tags["tagValue"].str.strip_chars()})
+        uses = pl.DataFrame({"item": id_series(tagged["artistID"]), "tag": id_series(tagged["tagID"])})
         ranked = (
             uses.group_by("item", "tag")
             .len()

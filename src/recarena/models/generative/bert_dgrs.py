@@ -65,9 +65,7 @@ class BERTDGRS(GenerativeModule):
     ) -> None:
         super().__init__()
         check_schedule(lr_schedule, warmup)
-        check_loss(loss, loss_chunk_bytes, negatives, sampler)
-        if loss == "sampled" and item_ids != "atomic":
-            raise ConfigError("model.loss=sampled draws negative items: it needs model.item_ids=atomic")
+        check_loss(loss, loss_chunk_bytes, negatives, sampler, item_ids)
         self.negative_generator = torch.Generator().manual_seed(int(seed))
         if int(max_len) < 2:
             raise ConfigError(f"model.max_len={max_len!r}: must be >= 2 (history plus the [MASK])")

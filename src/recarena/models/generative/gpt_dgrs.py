@@ -61,9 +61,7 @@ class GPTDGRS(GenerativeModule):
     ) -> None:
         super().__init__()
         check_schedule(lr_schedule, warmup)
-        check_loss(loss, loss_chunk_bytes, negatives, sampler)
-        if loss == "sampled" and item_ids != "atomic":
-            raise ConfigError("model.loss=sampled draws negative items: it needs model.item_ids=atomic")
+        check_loss(loss, loss_chunk_bytes, negatives, sampler, item_ids)
         if int(max_len) < 1:
             raise ConfigError(f"model.max_len={max_len!r}: must be >= 1")
         if decode not in DECODERS:

@@ -16,8 +16,10 @@ LOSSES = ("full", "sampled")
 SAMPLERS = ("uniform", "popularity")
 
 
-def check_loss(loss: str, chunk_bytes: int, negatives: int, sampler: str) -> None:
+def check_loss(loss: str, chunk_bytes: int, negatives: int, sampler: str, item_ids: str) -> None:
     """Named errors for the loss settings that need no data (the negatives are checked against the catalogue later)."""
+    if loss == "sampled" and item_ids != "atomic":
+        raise ConfigError("model.loss=sampled draws negative items: it needs model.item_ids=atomic")
     if loss not in LOSSES:
         raise ConfigError(f"model.loss={loss!r}: choose one of {', '.join(LOSSES)}")
     if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
