@@ -20,6 +20,8 @@ class RecModule(pl.LightningModule):
     `eval_k` (the longest list the evaluator needs) is set by RecEvalCallback."""
 
     eval_k: int = 20
+    # whether `recommend` can score a session: user index -1 with a history (and sequence) not in the data
+    sessions: bool = True
 
     @property
     def trains(self) -> bool:

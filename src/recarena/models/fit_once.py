@@ -32,6 +32,10 @@ class FitOnceModule(RecModule):
         self.fit_seconds = 0.0
         self.fitted = False
 
+    @property
+    def sessions(self) -> bool:
+        return self.recommender.sessions
+
     def train_view(self, data: Interactions) -> Dataset:
         return MatrixView(data)
 

@@ -9,6 +9,8 @@ import scipy.sparse as sp
 
 from recarena.data.interactions import Interactions
 
+SESSION = -1  # the user index of an anonymous session (a history given at request time)
+
 
 class Recommender(ABC):
     """A plain model (no Trainer needed): `fit(data)` once, then `score(users, history)` for any users.
@@ -17,6 +19,9 @@ class Recommender(ABC):
     scores of known items are masked by the caller, not here."""
 
     data: Interactions | None = None
+    # whether `score` can take a session (user index SESSION = -1: a history that is not in the data, its CSR row
+    # listing the items in the order they were seen); False where scores come from per-user parameters
+    sessions: bool = True
 
     def fit(self, data: Interactions) -> Recommender:
         """Fit on `data.train` only (PROTOCOL.md §3) and remember the data for explanations."""

@@ -68,10 +68,16 @@ class ContentBased(Recommender):
         sequences = self.data.sequences("test")  # train + valid time order; only the history rows' items are used
         for row, user in enumerate(np.asarray(users)):
             lo, hi = weights.indptr[row], weights.indptr[row + 1]
-            if hi > lo:
-                age = _ages(weights.indices[lo:hi], sequences[int(user)])
+            if hi > lo:  # a session (user -1) lists its items in the order they were seen
+                order = weights.indices[lo:hi] if user < 0 else sequences[int(user)]
+                age = _ages(weights.indices[lo:hi], order)
                 weights.data[lo:hi] *= 0.5 ** (age / self.half_life)
         return weights
+
+    @property
+    def sessions(self) -> bool:
+        """A history profile can be built for any history; a text profile needs the user's own text."""
+        return self.profile == "history"
 
     def profiles(self, users: np.ndarray, history: sp.csr_matrix) -> Vectors:
         """Unit-norm profile vectors of the scored users (all-zero when there is nothing to build one from)."""

@@ -59,6 +59,11 @@ class Hybrid(Recommender):
         self.strategy, self.normalization = strategy, normalization
         self.rrf_k, self.switch_threshold = float(rrf_k), int(switch_threshold)
 
+    @property
+    def sessions(self) -> bool:
+        """A session is scored only if every member can score it."""
+        return all(member.sessions for member in self.members.values())
+
     def _fit(self, data: Interactions) -> None:
         for member in self.members.values():
             member.fit(data)

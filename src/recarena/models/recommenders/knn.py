@@ -104,11 +104,16 @@ class UserKNN(Recommender):
             self.train,
             self.k,
             self.shrink,
-            exclude=users,
+            exclude=np.where(users >= 0, users, -1),
             text_left=text_left,
             text_right=self.user_vectors,
             text_weight=self.text_weight,
         )
+
+    @property
+    def sessions(self) -> bool:
+        """Neighbours come from the history alone, unless the users' own texts weigh in."""
+        return self.text_weight == 0
 
     def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray((self.neighbours(users, history) @ self.train).todense(), dtype=np.float32)

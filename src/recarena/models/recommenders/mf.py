@@ -15,6 +15,8 @@ class MatrixFactorization(Recommender):
     The implicit model arrives ready-built (from its own `_target_` config), so ALS and BPR share this
     code; pass `use_gpu=False` there unless a GPU is wanted (implicit picks CUDA when it finds it)."""
 
+    sessions = False  # a user's factors are learnt in fit; a new history would need a fold-in step
+
     def __init__(self, model) -> None:
         self.model = model
 

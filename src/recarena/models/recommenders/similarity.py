@@ -34,7 +34,7 @@ def cosine_topk(
     max_block_bytes: int = 256 * 2**20,
 ) -> sp.csr_matrix:
     """Rows of `left` × rows of `right`: sim = a·b / (|a||b| + shrink), keeping each row's k largest positive
-    values (ties to the lower index). `exclude[r]` is a column whose similarity row r must not keep (itself).
+    values (ties to the lower index). `exclude[r]` is a column whose similarity row r must not keep (itself; -1: none).
 
     With `text_weight` α > 0, sim = (1 − α)·sim + α·cos(text_left[r], text_right[c]) before the top-k
     (text vectors: one row per row of `left` / `right`, dense or sparse).
@@ -65,7 +65,8 @@ def cosine_topk(
         if alpha > 0:
             sims = ((1.0 - alpha) * sims + alpha * _dense(text_left[start:stop] @ text_right_t)).astype(np.float32)
         if exclude is not None:
-            sims[np.arange(stop - start), exclude[start:stop]] = 0.0
+            rows, cols = np.arange(stop - start), np.asarray(exclude[start:stop])
+            sims[rows[cols >= 0], cols[cols >= 0]] = 0.0
         cols = _topk_columns(sims, k)
         vals = np.take_along_axis(sims, cols, axis=1)
         keep = vals > 0
