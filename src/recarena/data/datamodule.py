@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from recarena.data import sources
 from recarena.data.cache import Notes, Processed, cache_folder, cache_key, input_files, read_cached, write_cached
+from recarena.data.events import fold_events, read_events
 from recarena.data.interactions import Interactions, Stage
 from recarena.data.preprocess import preprocess
 from recarena.data.views import EvalUsers
@@ -52,6 +53,7 @@ class RecDataModule(pl_lightning.LightningDataModule):
         max_chunk_bytes: int = 256 * 2**20,
         num_workers: int = 0,
         max_users: int | None = None,
+        events: str | None = None,
         **source_options: Any,
     ) -> None:
         super().__init__()
@@ -72,6 +74,7 @@ class RecDataModule(pl_lightning.LightningDataModule):
         if max_users is not None and (isinstance(max_users, bool) or not isinstance(max_users, int) or max_users < 1):
             raise ConfigError(f"eval.max_users={max_users!r}: must be a positive integer, or null for every user")
         self.max_users = max_users
+        self.events = events  # an events table folded into train after the split (written by recarena.update)
         self.source_options = {k: v for k, v in source_options.items() if k != "_target_"}
         self.data: Interactions | None = None
         self.timing: dict[str, float] = {}  # load_seconds (read + preprocess), split_seconds (split + CSR build)
@@ -101,6 +104,8 @@ class RecDataModule(pl_lightning.LightningDataModule):
             frame, pre.user_ids, pre.item_ids, processed.items, processed.users, counts, self.name
         )
         data.max_users, data.sample_seed = self.max_users, self.seed
+        if self.events:
+            data, _ = fold_events(data, read_events(self.events), str(self.events))
         self.timing["split_seconds"] = time.perf_counter() - start
         return data
 

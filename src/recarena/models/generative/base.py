@@ -43,8 +43,13 @@ class GenerativeModule(RecModule):
     codebook: CodebookReport | None = None
     token_offset: int = 0  # > 0 when item tokens are appended to a pretrained vocabulary
 
+    @property
+    def built(self) -> bool:
+        """Whether `build` has made the backbone (a restored or updated model may be built before any Trainer)."""
+        return getattr(self, "backbone", None) is not None
+
     def setup(self, stage: str) -> None:
-        if getattr(self, "backbone", None) is None:
+        if not self.built:
             self.build(self.trainer.datamodule.data)
 
     def build(self, data) -> None:  # pragma: no cover - abstract

@@ -102,9 +102,9 @@ class LLMDGRS(GenerativeModule):
         return bool(self.hparams.finetune)
 
     # -- building ----------------------------------------------------------------------------------------
-    def setup(self, stage: str) -> None:
-        if self.llm is None:
-            self.build(self.trainer.datamodule.data)
+    @property
+    def built(self) -> bool:
+        return self.llm is not None
 
     def build(self, data: Interactions) -> None:
         """Load the backbone (cut, LoRA), the title tokens of every item and, in item-token mode, the item rows."""

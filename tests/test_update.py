@@ -1,0 +1,124 @@
+"""Feedback → next iteration: events are cleaned by the data layer's rules, `update` writes a new run folder that
+records its parent, changes nothing without new events and changes the lists of the users concerned."""
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recarena.data.events import added_events, fold_events, read_events
+from recarena.data.interactions import Interactions
+from recarena.data.splits import TEST, TRAIN, VALID
+from recarena.errors import DataError
+from recarena.eval import evaluate, restore_run
+from recarena.recommend import recommend, user_index
+from recarena.update import update
+from tests.test_recommend import _cli, _train
+
+
+def _data() -> Interactions:
+    """Users 10, 20 and items 1, 2, 3: user 10 has seen 1 (train) and 2 (test), user 20 has seen 3 (valid)."""
+    frame = pl.DataFrame(
+        {"u": [0, 0, 1], "i": [0, 1, 2], "ts": [1.0, 5.0, 3.0], "pos": [0, 1, 2], "part": [TRAIN, TEST, VALID]},
+        schema={"u": pl.Int32, "i": pl.Int32, "ts": pl.Float64, "pos": pl.UInt32, "part": pl.Int8},
+    )
+    return Interactions.build(frame, np.array([10, 20]), np.array([1, 2, 3]))
+
+
+def test_events_are_cleaned_and_folded_into_train():
+    events = pl.DataFrame(
+        {
+            "user": ["10", "10", "20", "20", "20", "30", "10", "10"],
+            "item": ["3", "2", "1", "1", "9", "1", "3", "3"],
+            "timestamp": ["7", "8", "6", "9", "6", "10", "-1", "7.5"],
+        }
+    )  # kept: 10→3 at 7, 20→1 at 6 (its repeat at 9 dropped), new user 30→1; 10→2 is in the data; item 9 unknown
+    folded, counts = fold_events(_data(), events, "clicks.csv")
+    assert counts == {"events": 8, "dropped_bad_timestamp": 2, "dropped_unknown_item": 1,
+                      "dropped_already_in_data": 1, "dropped_duplicate": 1, "kept": 3, "new_users": 1}  # fmt: skip
+    assert folded.user_ids.tolist() == [10, 20, 30]  # known users keep their indices, the new one is appended
+    assert folded.train.toarray().tolist() == [[1, 0, 1], [1, 0, 0], [1, 0, 0]]
+    assert folded.valid.toarray().tolist() == [[0, 0, 0], [0, 0, 1], [0, 0, 0]]  # other parts untouched
+    assert folded.test.toarray().tolist() == [[0, 1, 0], [0, 0, 0], [0, 0, 0]]
+    assert folded.sequences("train")[1].tolist() == [0]  # user 20's train history: item 1 at time 6
+    added = added_events(folded, _data())
+    assert added.rows() == [("20", "1", 6), ("10", "3", 7), ("30", "1", 10)]
+
+
+def test_a_bad_events_table_is_named(tmp_path):
+    path = tmp_path / "clicks.csv"
+    path.write_text("user,item,time\n1,2,3\n")
+    with pytest.raises(DataError, match=r"clicks.csv: column 'timestamp' is missing"):
+        read_events(path)
+    (tmp_path / "clicks.json").write_text("{}")
+    with pytest.raises(DataError, match=r"clicks.json: expected a .parquet, .csv or .tsv"):
+        read_events(tmp_path / "clicks.json")
+
+
+@pytest.fixture(scope="module")
+def itemcf_run(tmp_path_factory):
+    return _train(tmp_path_factory.mktemp("itemcf"), "model=itemcf")
+
+
+def _lists(run_dir, users, k=20):
+    return {u: [r["item"] for r in recommend(run_dir, u, k)] for u in users}
+
+
+def _unseen(run_dir, user: int, n: int) -> list[int]:
+    """The first n items of the user's test list that the user has not interacted with in any part (raw ids)."""
+    data = restore_run(run_dir).datamodule.data
+    seen = set(data.item_ids[data.frame.filter(pl.col("u") == user_index(data, user))["i"].to_numpy()].tolist())
+    frame = pl.read_parquet(run_dir / "recommendations.parquet")
+    listed = frame.filter((pl.col("user") == user) & (pl.col("stage") == "test")).sort("rank")["item"].to_list()
+    return [i for i in listed if i not in seen][:n]
+
+
+def test_update_without_new_events_changes_nothing(itemcf_run, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("user,item,timestamp\n")
+    out = update(itemcf_run, empty, tmp_path / "next")
+    record = json.loads((out / "update.json").read_text())
+    assert record["parent_run"] == str(itemcf_run.resolve()) and record["cleaning"]["kept"] == 0
+    parent = json.loads((itemcf_run / "metrics.json").read_text())["test"]
+    assert evaluate(out)["test"] == pytest.approx(parent, abs=1e-12)
+
+
+def test_update_with_feedback_changes_the_lists_of_the_users_concerned(itemcf_run, tmp_path):
+    clicked = _unseen(itemcf_run, 7, 3)
+    table = tmp_path / "clicks.parquet"
+    pl.DataFrame(
+        {"user": ["7"] * 3, "item": [str(i) for i in clicked], "timestamp": [2_000_000_000] * 3}
+    ).write_parquet(table)
+    out = update(itemcf_run, table, tmp_path / "next")
+    before, after = _lists(itemcf_run, [7]), _lists(out, [7])
+    assert set(clicked) <= set(before[7]) and not set(clicked) & set(after[7])  # now history: never recommended again
+    assert pl.read_parquet(out / "events.parquet")["item"].to_list() == [str(i) for i in clicked]
+    # a second update chains: the events of both generations are folded in, the parent is the first update
+    more = tmp_path / "more.csv"
+    more.write_text(f"user,item,timestamp\n8,{_unseen(itemcf_run, 8, 1)[0]},2000000001\n")
+    second = update(out, more, tmp_path / "third")
+    assert json.loads((second / "update.json").read_text())["parent_run"] == str(out)
+    assert pl.read_parquet(second / "events.parquet").height == 4
+    assert _lists(second, [7])[7] == after[7]
+
+
+def test_a_gradient_model_fine_tunes_from_its_weights(tmp_path):
+    run = _train(
+        tmp_path, "model=gpt_dgrs", "trainer.max_epochs=2", "model.n_embd=16", "model.n_layer=1", "model.n_head=1",
+        "model.max_len=20", "callbacks.early_stopping=null",
+    )  # fmt: skip
+    empty = tmp_path / "empty.csv"
+    empty.write_text("user,item,timestamp\n")
+    same = update(run, empty, tmp_path / "same", steps=5)
+    assert _lists(same, [7, 8]) == _lists(run, [7, 8])  # no events: the parent's weights, unchanged
+    clicked = _unseen(run, 7, 2)
+    clicks = tmp_path / "clicks.csv"
+    clicks.write_text("user,item,timestamp\n" + "".join(f"7,{i},{2_000_000_000 + n}\n" for n, i in enumerate(clicked)))
+    shown = _cli("recarena.update", f"run_dir={run}", f"feedback={clicks}", f"out_dir={tmp_path / 'next'}", "steps=5",
+                 cwd=tmp_path)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    record = json.loads((tmp_path / "next" / "update.json").read_text())
+    assert record["how"] == "fine-tune" and record["steps"] == 5 and record["users_updated"] == 1
+    after = _lists(tmp_path / "next", [7])[7]
+    assert after != _lists(run, [7])[7] and not set(clicked) & set(after)
