@@ -5,7 +5,9 @@ A run is restored from its own `.hydra/config.yaml` (the config as composed, not
   seed and takes seconds, so nothing is pickled and no model file is needed;
 - gradient models load the run's best Lightning checkpoint under `<run>/checkpoints/` (the ModelCheckpoint's
   best_model_path; else the only one; else last.ckpt) with `weights_only=True`.
-Evaluation goes through the same RecEvalCallback as training, so the numbers equal the run's metrics.json."""
+Evaluation goes through the same RecEvalCallback as training, so the numbers equal the run's metrics.json.
+`rerank=mmr rerank.lam=0.3` (or `rerank=none`) re-evaluates with another re-ranking stage than the run's own
+(`recarena.rerank`), so one trained run is measured at several lambdas without retraining."""
 
 from __future__ import annotations
 
@@ -16,11 +18,11 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import hydra
 import pytorch_lightning as pl
@@ -31,11 +33,15 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recarena.evaluation.callback import RecEvalCallback
 from recarena.models.fit_once import FitOnceModule
+from recarena.rerank import attach_reranker
 from recarena.utils import resolvers  # noqa: F401  (registers ${pid:})
 from recarena.utils.compose import CONFIG_DIR
 from recarena.utils.instantiate import build
 
 log = logging.getLogger(__name__)
+
+RUN_OWN = "run"  # `rerank` argument: the run's own re-ranking config
+Rerank = Mapping[str, Any] | None | Literal["run"]
 
 TABLE_METRICS = ("recall", "precision", "ndcg", "hit", "map", "mrr", "coverage", "novelty", "arp", "gini", "ild")
 
@@ -110,15 +116,23 @@ def find_checkpoint(run_dir: str | Path) -> Path | None:
     return last if last.exists() else None
 
 
-def restore_run(run_dir: str | Path, data_dir: str | None = None, model: dict | None = None) -> RestoredRun:
-    """Rebuild the run's data (set up) and model: re-fit a fit-once model, or find the checkpoint to load."""
+def restore_run(
+    run_dir: str | Path, data_dir: str | None = None, model: dict | None = None, rerank: Rerank = RUN_OWN
+) -> RestoredRun:
+    """Rebuild the run's data (set up) and model: re-fit a fit-once model, or find the checkpoint to load.
+
+    `rerank` is the re-ranking stage: "run" (the run's own `rerank` config), None (none) or a `rerank` config
+    (`_target_: recarena.rerank.Reranker` and its arguments) used instead of the run's."""
     run_dir = Path(run_dir).resolve()
     cfg = run_config(run_dir, data_dir, model)
+    if not (isinstance(rerank, str) and rerank == RUN_OWN):
+        cfg.rerank = None if rerank is None else OmegaConf.create(dict(rerank))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build(cfg.data, "data")
     model = build(cfg.model, "model")
     datamodule.prepare_data()
     datamodule.setup("test")
+    attach_reranker(model, cfg, datamodule.data)
     checkpoint = None
     if isinstance(model, FitOnceModule):
         model.recommender.fit(datamodule.data)
@@ -163,13 +177,15 @@ def evaluate(
     output_dir: str | None = None,
     accelerator: str | None = None,
     model: dict | None = None,
+    rerank: Rerank = RUN_OWN,
 ) -> dict[str, dict[str, float]]:
     """Re-evaluate a finished run on `stages` ("val", "test"); files go to `output_dir` (default: a temp folder,
-    never the run folder). `model` changes decoding settings of the restored model (see `run_config`)."""
+    never the run folder). `model` changes decoding settings of the restored model (see `run_config`); `rerank`
+    replaces the run's re-ranking stage (see `restore_run`)."""
     unknown = set(stages) - {"val", "test"}
     if unknown:
         raise ValueError(f"stages={list(stages)}: expected val and/or test")
-    run = restore_run(run_dir, data_dir, model)
+    run = restore_run(run_dir, data_dir, model, rerank)
     with tempfile.TemporaryDirectory(prefix="recarena-eval-") as tmp:
         out = Path(output_dir) if output_dir else Path(tmp)
         evaluator = evaluator_for(run.cfg, out)
@@ -231,7 +247,10 @@ def main(cfg: DictConfig) -> None:
     quiet_lightning()
     stages = [cfg.stages] if isinstance(cfg.stages, str) else list(cfg.stages)
     model = OmegaConf.to_container(cfg.model) if cfg.get("model") else None
-    results = evaluate(cfg.run_dir, stages, cfg.data_dir, cfg.output_dir, cfg.accelerator, model)
+    rerank: Rerank = RUN_OWN  # no `rerank=` given: the run's own
+    if "rerank" in cfg:
+        rerank = None if cfg.rerank is None else OmegaConf.to_container(cfg.rerank, resolve=True)
+    results = evaluate(cfg.run_dir, stages, cfg.data_dir, cfg.output_dir, cfg.accelerator, model, rerank)
     if cfg.format == "json":
         print(json.dumps(results, indent=2, sort_keys=True))
     mismatch = False
@@ -250,6 +269,8 @@ def main(cfg: DictConfig) -> None:
         verdict = "equal" if same else "DIFFER from"
         stream = sys.stderr if cfg.format == "json" else sys.stdout
         print(f"{stage}: all {count} metrics {verdict} the run's metrics.json (max |Δ| = {worst:.3g})", file=stream)
+        if not same and rerank != RUN_OWN:
+            print(f"{stage}: (expected: re-ranked by the rerank= given here, not the run's own)", file=stream)
     if mismatch and cfg.strict:
         sys.exit(1)
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from recarena.errors import ConfigError
 from recarena.evaluation.callback import RecEvalCallback, check_ks
 from recarena.reporting.samples import log_recommendation_samples
+from recarena.rerank import attach_reranker
 from recarena.utils import resolvers  # noqa: F401  (registers ${pid:})
 from recarena.utils.compose import CONFIG_DIR
 from recarena.utils.instantiate import build, build_all
@@ -33,6 +34,7 @@ def train(cfg: DictConfig) -> dict[str, dict[str, float]]:
         datamodule.setup("fit")
         fit_default_ks(cfg, datamodule.data.n_items)
     model = build(cfg.model, "model")
+    attach_reranker(model, cfg, datamodule.data)  # DDP workers (no data yet) fit it at their first eval step
     callbacks = build_all(cfg.get("callbacks"), "callbacks")
     evaluator = next((c for c in callbacks if isinstance(c, RecEvalCallback)), None)
     if evaluator is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytorch_lightning as pl
@@ -13,13 +14,18 @@ from torch.utils.data import Dataset
 from recarena.data.interactions import Interactions
 from recarena.topk import TopK
 
+if TYPE_CHECKING:
+    from recarena.rerank import Reranker
+
 
 class RecModule(pl.LightningModule):
     """A LightningModule that returns top-K lists with known items excluded; metrics are never computed here.
 
-    `eval_k` (the longest list the evaluator needs) is set by RecEvalCallback."""
+    `eval_k` (the longest list the evaluator needs) is set by RecEvalCallback; `reranker` (set by
+    `recarena.rerank.attach_reranker` from the `rerank` config) re-ranks the model's top-N before the evaluator."""
 
     eval_k: int = 20
+    reranker: Reranker | None = None
     # whether `recommend` can score a session: user index -1 with a history (and sequence) not in the data
     sessions: bool = True
 
@@ -43,7 +49,17 @@ class RecModule(pl.LightningModule):
         """One line saying why `item` was recommended to `user`."""
 
     def validation_step(self, batch: dict, batch_idx: int) -> TopK:
-        return self.recommend(batch["users"], batch["history"], self.eval_k, batch["sequences"])
+        return self.eval_lists(batch)
 
     def test_step(self, batch: dict, batch_idx: int) -> TopK:
-        return self.recommend(batch["users"], batch["history"], self.eval_k, batch["sequences"])
+        return self.eval_lists(batch)
+
+    def eval_lists(self, batch: dict) -> TopK:
+        """The batch's top-`eval_k`: the model's own, or its top-`candidates` re-ranked when a reranker is set."""
+        reranker = self.reranker
+        if reranker is None:
+            return self.recommend(batch["users"], batch["history"], self.eval_k, batch["sequences"])
+        if not reranker.fitted:  # DDP workers: built before their data existed, fitted from their own data module
+            reranker.fit(self.trainer.datamodule.data)
+        n = max(self.eval_k, reranker.candidates)
+        return reranker.rerank(self.recommend(batch["users"], batch["history"], n, batch["sequences"]), self.eval_k)
