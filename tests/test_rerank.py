@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from benchmarks import mmr_tradeoff
 
 from recarena.data.datamodule import RecDataModule
 from recarena.data.splits import temporal_ratio
@@ -179,6 +180,19 @@ def test_cli_mmr_raises_intra_list_diversity_and_eval_re_ranks_a_finished_run(it
     # by default eval keeps the run's own re-ranking, and rerank=none turns it off
     assert evaluate(itemcf_runs["lam03"])["test"] == diverse["test"]
     assert evaluate(itemcf_runs["lam03"], rerank=None)["test"] == evaluate(itemcf_runs["lam1"], rerank=None)["test"]
+
+
+def test_the_tradeoff_benchmark_writes_its_table_and_plot(itemcf_runs, tmp_path, capsys):
+    rows = mmr_tradeoff.main(["--runs", f"itemcf={itemcf_runs['lam1']}", "--lams", "1,0.3", "--out", str(tmp_path)])
+    assert [(r["model"], r["lam"]) for r in rows] == [("itemcf", None), ("itemcf", 1.0), ("itemcf", 0.3)]
+    diverse = json.loads((itemcf_runs["lam03"] / "metrics.json").read_text())["test"]
+    assert rows[2]["ild@10"] == diverse["ild@10"] and rows[2]["ndcg@10"] == diverse["ndcg@10"]
+    assert rows[0]["ndcg@10"] == rows[1]["ndcg@10"]  # distinct synthetic titles: lam = 1 is no re-ranking
+    frame = pl.read_csv(tmp_path / "tradeoff.csv")
+    assert frame.columns == ["model", "lam", "ndcg@10", "ild@10", "coverage@10"] and frame.height == 3
+    assert (tmp_path / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (tmp_path / "tradeoff.md").read_text()
+    assert "| itemcf | off |" in table and "| itemcf | 0.3 |" in table and table in capsys.readouterr().out
 
 
 def test_gpt_dgrs_lists_go_through_the_reranker_at_eval_time(tmp_path):
