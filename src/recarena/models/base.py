@@ -48,6 +48,12 @@ class RecModule(pl.LightningModule):
     def explain(self, user: int, item: int, history: sp.csr_matrix, sequence: np.ndarray | None = None) -> str:
         """One line saying why `item` was recommended to `user`."""
 
+    def explain_items(
+        self, user: int, items: np.ndarray, history: sp.csr_matrix, sequence: np.ndarray | None = None
+    ) -> list[str]:
+        """`explain` for each of `items` (families override it to explain a whole list in one pass)."""
+        return [self.explain(user, int(item), history, sequence) for item in items]
+
     def validation_step(self, batch: dict, batch_idx: int) -> TopK:
         return self.eval_lists(batch)
 

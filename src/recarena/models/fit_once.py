@@ -67,3 +67,8 @@ class FitOnceModule(RecModule):
 
     def explain(self, user: int, item: int, history: sp.csr_matrix, sequence: np.ndarray | None = None) -> str:
         return self.recommender.explain(user, item, history)
+
+    def explain_items(
+        self, user: int, items: np.ndarray, history: sp.csr_matrix, sequence: np.ndarray | None = None
+    ) -> list[str]:
+        return self.recommender.explain_items(user, items, history)

@@ -66,6 +66,7 @@ class Engine:
         self.known = self.data.known("test")
         self.sequences = self.data.sequences("test")
         self.popularity = self.data.popularity()
+        self.labels = [(str(_plain(i)), self.data.item_label(n)) for n, i in enumerate(self.data.item_ids.tolist())]
         self.name = model_name(self.run_dir)
 
     @property
@@ -132,22 +133,15 @@ class Engine:
     def _rows(self, top: TopK, user: int, history: sp.csr_matrix, sequence: np.ndarray, k: int) -> list[dict]:
         items = top.items[0, :k].cpu().numpy()
         scores = top.scores[0, :k].float().cpu().numpy()
-        rows = []
+        ranks = [rank for rank, item in enumerate(items.tolist(), start=1) if item >= 0]
+        chosen = items[items >= 0]
         with self.lock:
-            for rank, (item, score) in enumerate(zip(items.tolist(), scores.tolist(), strict=True), start=1):
-                if item >= 0:
-                    why = self.model.explain(user, int(item), history, sequence)
-                    rows.append(self._row(rank, int(item), float(score), why))
-        return rows
+            why = self.model.explain_items(user, chosen, history, sequence) if len(chosen) else []
+        return [self._row(r, int(i), float(scores[r - 1]), w) for r, i, w in zip(ranks, chosen, why, strict=True)]
 
     def _row(self, rank: int, item: int, score: float, explanation: str) -> dict[str, Any]:
-        return {
-            "rank": rank,
-            "item": str(_plain(self.data.item_ids[item])),
-            "title": self.data.item_label(item),
-            "score": score,
-            "explanation": explanation,
-        }
+        raw_id, title = self.labels[item]
+        return {"rank": rank, "item": raw_id, "title": title, "score": score, "explanation": explanation}
 
 
 def model_name(run_dir: Path) -> str:

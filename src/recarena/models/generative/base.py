@@ -162,12 +162,18 @@ class GenerativeModule(RecModule):
 
     def explain(self, user: int, item: int, history: sp.csr_matrix, sequence: np.ndarray | None = None) -> str:
         """Embedding similarity: the history item whose learned item embedding is closest to the generated one."""
+        return self.explain_items(user, np.array([item]), history, sequence)[0]
+
+    def explain_items(
+        self, user: int, items: np.ndarray, history: sp.csr_matrix, sequence: np.ndarray | None = None
+    ) -> list[str]:
         liked = np.asarray(sequence if sequence is not None else history.indices)[-int(self.hparams.max_len) :]
         if liked.size == 0:
-            return "generated from the model's prior (empty history)"
+            return ["generated from the model's prior (empty history)"] * len(items)
         table = F.normalize(self.item_embeddings(), dim=1)
-        best = int(liked[int(torch.argmax(table[liked] @ table[item]))])
-        return f"generated after your history; closest item you had: {self.trainer.datamodule.data.item_label(best)}"
+        closest = torch.argmax(table[torch.from_numpy(liked)] @ table[torch.from_numpy(np.asarray(items))].T, dim=0)
+        label = self.trainer.datamodule.data.item_label
+        return [f"generated after your history; closest item you had: {label(int(liked[int(c)]))}" for c in closest]
 
     def on_test_end(self) -> None:
         """Save the tested weights with save_pretrained, plus the item-id mapping, into the run folder."""

@@ -40,6 +40,10 @@ class Recommender(ABC):
     def explain(self, user: int, item: int, history: sp.csr_matrix) -> str:
         """One line saying why `item` is recommended to `user` (history: that user's 1-row CSR)."""
 
+    def explain_items(self, user: int, items: np.ndarray, history: sp.csr_matrix) -> list[str]:
+        """`explain` for each of `items` (a family may do it in one pass: the service explains every list)."""
+        return [self.explain(user, int(item), history) for item in items]
+
     def label(self, item: int) -> str:
         """The item's human-readable name."""
         assert self.data is not None, "fit() first"

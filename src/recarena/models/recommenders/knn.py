@@ -65,12 +65,21 @@ class ItemKNN(Recommender):
         return np.asarray((history @ self.similarity).todense(), dtype=np.float32)
 
     def explain(self, user: int, item: int, history: sp.csr_matrix) -> str:
+        return self.explain_items(user, np.array([item]), history)[0]
+
+    def explain_items(self, user: int, items: np.ndarray, history: sp.csr_matrix) -> list[str]:
+        """The liked item most similar to each recommended one (one similarity block for the whole list)."""
         liked = history.indices
-        weights = np.asarray(self.similarity[liked, item].todense()).ravel() if liked.size else np.zeros(0)
-        if not weights.size or weights.max() <= 0:
-            return "no item you liked is among its nearest neighbours"
-        best = liked[int(np.argmax(weights))]
-        return f"because you liked {self.label(best)} (similarity {weights.max():.2f})"
+        block = self.similarity[liked][:, np.asarray(items)].toarray() if liked.size else np.zeros((0, len(items)))
+        lines = []
+        for column in range(len(items)):
+            weights = block[:, column]
+            if not weights.size or weights.max() <= 0:
+                lines.append("no item you liked is among its nearest neighbours")
+                continue
+            best = liked[int(np.argmax(weights))]
+            lines.append(f"because you liked {self.label(best)} (similarity {weights.max():.2f})")
+        return lines
 
 
 class UserKNN(Recommender):

@@ -29,13 +29,17 @@ class MatrixFactorization(Recommender):
         return self.user_factors[np.asarray(users)] @ self.item_factors.T
 
     def explain(self, user: int, item: int, history: sp.csr_matrix) -> str:
+        return self.explain_items(user, np.array([item]), history)[0]
+
+    def explain_items(self, user: int, items: np.ndarray, history: sp.csr_matrix) -> list[str]:
+        """The liked item closest (cosine of item factors) to each recommended one, in one product."""
         liked = history.indices
         if not liked.size:
-            return "matches your taste profile (latent factors)"
-        vectors = self.item_factors[liked]
-        target = self.item_factors[item]
-        sims = vectors @ target / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(target) + 1e-12)
-        return f"close in taste space to {self.label(int(liked[int(np.argmax(sims))]))}, which you liked"
+            return ["matches your taste profile (latent factors)"] * len(items)
+        vectors, targets = self.item_factors[liked], self.item_factors[np.asarray(items)]
+        norms = np.linalg.norm(vectors, axis=1)[:, None] * np.linalg.norm(targets, axis=1)[None, :] + 1e-12
+        best = liked[np.argmax(vectors @ targets.T / norms, axis=0)]
+        return [f"close in taste space to {self.label(int(b))}, which you liked" for b in best]
 
 
 def _to_numpy(factors) -> np.ndarray:
