@@ -1,4 +1,5 @@
-"""`python -m recarena.report <sweep folder>`: leaderboard.md/.csv, significance, plots and a W&B report run."""
+"""`python -m recarena.report <sweep folder>`: leaderboard.md/.csv, significance, plots and a W&B report run (for an
+experiment=replay sweep: replay.md/.csv/.png, ndcg per window, static vs updated)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from recarena.reporting.replay_report import is_replay_sweep, make_replay_report
 from recarena.reporting.sweep_report import WANDB_CHOICES, make_report
 
 
@@ -25,6 +27,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Write the report and print where it is, the main table and any failed jobs."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if is_replay_sweep(args.sweep_dir):
+        files = make_replay_report(args.sweep_dir, k=args.k)
+        print(files["md"].read_text())
+        print("wrote: " + ", ".join(str(p) for p in files.values()))
+        return 0
     try:
         report = make_report(args.sweep_dir, k=args.k, alpha=args.alpha, wandb=args.wandb)
     except (FileNotFoundError, ValueError) as error:

@@ -18,6 +18,7 @@ from recarena.rerank import attach_reranker
 from recarena.utils import resolvers  # noqa: F401  (registers ${pid:})
 from recarena.utils.compose import CONFIG_DIR
 from recarena.utils.instantiate import build, build_all
+from recarena.utils.wandb_logger import finish_wandb
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,13 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> dict[str, dict[str, float]]:
     """Compose data, model, callbacks, logger and trainer from `cfg`; fit, then validate and test.
 
-    Returns the evaluator's results ({"val": {...}, "test": {...}}); files land in the run folder."""
+    Returns the evaluator's results ({"val": {...}, "test": {...}}); files land in the run folder. With a `replay`
+    config (experiment=replay) the run is the replay evaluation of adaptation instead (`recarena.replay`)."""
+    if cfg.get("replay"):
+        from recarena.replay import replay
+
+        replay(cfg)
+        return {}
     check_config(cfg)  # cheap config errors before any data is read
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build(cfg.data, "data")
@@ -53,7 +60,7 @@ def train(cfg: DictConfig) -> dict[str, dict[str, float]]:
         trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
         log_recommendation_samples(loggers, model, datamodule.data, evaluator)  # W&B table; no-op without W&B
     finally:
-        _finish_wandb(loggers)
+        finish_wandb(loggers)
     return evaluator.results
 
 
@@ -112,16 +119,6 @@ def _best_checkpoint(trainer: pl.Trainer) -> str | None:
     callback = trainer.checkpoint_callback
     path = getattr(callback, "best_model_path", "") if callback is not None else ""
     return path or None
-
-
-def _finish_wandb(loggers: list) -> None:
-    """End the W&B run so the next multirun job starts its own."""
-    from pytorch_lightning.loggers import WandbLogger
-
-    if any(isinstance(logger, WandbLogger) for logger in loggers):
-        import wandb
-
-        wandb.finish()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

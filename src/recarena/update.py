@@ -61,6 +61,7 @@ def update(
     steps: int = 50,
     data_dir: str | None = None,
     accelerator: str | None = None,
+    lr_scale: float = 0.1,
 ) -> Path:
     """Write the updated run folder and return its path (see the module docstring)."""
     parent = Path(run_dir).resolve()
@@ -86,7 +87,7 @@ def update(
     elif run.checkpoint is not None:
         load_weights(model, new_data, run.checkpoint)
         if len(users) and int(steps) > 0:
-            trainer = train_steps(model, run.cfg, users_subset(new_data, users), int(steps), accelerator)
+            trainer = train_steps(model, run.cfg, users_subset(new_data, users), int(steps), accelerator, lr_scale)
     seconds = time.perf_counter() - start
     parent_events = _parent_events(run.cfg)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
@@ -100,7 +101,7 @@ def update(
             shutil.copy2(run.checkpoint, folder / "checkpoints" / "updated.ckpt")
         record: dict[str, Any] = {
             "parent_run": str(parent), "feedback": str(source), "cleaning": counts, "users_updated": int(len(users)),
-            "steps": int(steps) if trainer is not None else 0, "seconds": seconds,
+            "steps": int(steps) if trainer is not None else 0, "lr_scale": float(lr_scale), "seconds": seconds,
             "how": "refit" if isinstance(model, FitOnceModule) else "fine-tune",
         }  # fmt: skip
         write_json(folder / "update.json", record)
@@ -130,7 +131,8 @@ def main(cfg: DictConfig) -> None:
     quiet_lightning()
     logging.getLogger("recarena").setLevel(logging.INFO)
     try:
-        out = update(cfg.run_dir, cfg.feedback, cfg.out_dir, int(cfg.steps), cfg.data_dir, cfg.accelerator)
+        out = update(cfg.run_dir, cfg.feedback, cfg.out_dir, int(cfg.steps), cfg.data_dir, cfg.accelerator,
+                     float(cfg.lr_scale))  # fmt: skip
     except (RecArenaError, ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"update: {error}", file=sys.stderr)
         sys.exit(2)

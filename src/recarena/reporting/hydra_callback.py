@@ -63,11 +63,15 @@ class ReportCallback(Callback):
             self._report()
 
     def _report(self) -> None:
+        from recarena.reporting.replay_report import is_replay_sweep, make_replay_report
         from recarena.reporting.sweep_report import make_report
 
         self.reported = True
         with _without_job_log():
             try:
+                if is_replay_sweep(self.sweep_dir):  # experiment=replay: per-window tables, not a leaderboard
+                    log.info("replay report: %s", make_replay_report(self.sweep_dir, k=self.k)["md"])
+                    return
                 report = make_report(self.sweep_dir, k=self.k, alpha=self.alpha, wandb=self.wandb)
             except Exception as error:  # a report problem must not fail a finished sweep
                 log.error(

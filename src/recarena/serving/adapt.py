@@ -52,12 +52,20 @@ def load_weights(model, data: Interactions, checkpoint: str | Path) -> None:
 
 
 def train_steps(
-    model, cfg: DictConfig, data: Interactions, steps: int | None = None, accelerator: str | None = None
+    model,
+    cfg: DictConfig,
+    data: Interactions,
+    steps: int | None = None,
+    accelerator: str | None = None,
+    lr_scale: float = 1.0,
 ) -> pl_lightning.Trainer:
     """Train a gradient model on `data`: `steps` optimiser steps, or the run's trainer.max_epochs when None (no
-    validation, no checkpoints: the caller evaluates and saves). Returns the Trainer (for save_checkpoint)."""
+    validation, no checkpoints: the caller evaluates and saves), at `lr_scale` × the model's learning rate (its
+    schedule then spans the steps). Returns the Trainer (for save_checkpoint)."""
     if steps is not None and int(steps) < 0:
         raise ConfigError(f"update.steps={steps!r}: must be >= 0")
+    if not float(lr_scale) > 0:
+        raise ConfigError(f"update.lr_scale={lr_scale!r}: must be > 0")
     if not model.built:
         model.build(data)
     limits = {"max_steps": int(steps), "max_epochs": -1} if steps is not None else {}
@@ -70,20 +78,32 @@ def train_steps(
         overrides["accelerator"] = accelerator
     trainer = build(cfg.trainer, "trainer", **overrides)
     if steps != 0:
-        trainer.fit(model, datamodule=TrainingData(data, int(cfg.seed)))
+        base_lr = model.hparams.lr
+        model.hparams.lr = base_lr * float(lr_scale)
+        try:
+            trainer.fit(model, datamodule=TrainingData(data, int(cfg.seed)))
+        finally:
+            model.hparams.lr = base_lr
     model.eval()
     return trainer
 
 
 def update_model(
-    model, cfg: DictConfig, data: Interactions, users: np.ndarray, steps: int, accelerator: str | None = None
+    model,
+    cfg: DictConfig,
+    data: Interactions,
+    users: np.ndarray,
+    steps: int,
+    accelerator: str | None = None,
+    lr_scale: float = 1.0,
 ) -> float:
     """Bring `model` up to `data` (which holds the new events); returns the seconds it took. Fit-once: refit on
-    the whole new train part. Gradient: `steps` steps on the sequences of `users` (those with new events)."""
+    the whole new train part. Gradient: `steps` steps at `lr_scale` × its learning rate on the whole sequences of
+    `users` (those with new events)."""
     start = time.perf_counter()
     if isinstance(model, FitOnceModule):
         model.recommender.fit(data)
         model.fitted = True
     elif len(users) and int(steps) > 0:
-        train_steps(model, cfg, users_subset(data, users), int(steps), accelerator)
+        train_steps(model, cfg, users_subset(data, users), int(steps), accelerator, lr_scale)
     return time.perf_counter() - start

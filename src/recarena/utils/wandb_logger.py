@@ -99,3 +99,13 @@ def make_wandb_logger(
             Path(save_dir) / "wandb" / "offline-run-*",
         )
     return logger
+
+
+def finish_wandb(loggers: list) -> None:
+    """End the W&B run of these loggers (if any), so the next multirun job starts its own."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    if any(isinstance(logger, WandbLogger) for logger in loggers):
+        import wandb
+
+        wandb.finish()
