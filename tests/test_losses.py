@@ -60,7 +60,10 @@ def test_gpt_dgrs_learns_the_rule_with_sampled_softmax_and_with_a_chunked_loss(r
 
 
 def test_bert_dgrs_learns_the_rule_with_sampled_softmax_and_with_a_chunked_loss(run_train, rule_table):
-    sampled, _ = run_train(*bert_overrides(rule_table, "model.loss=sampled", "model.negatives=10"))
+    # 10 of 30 items as negatives learns the rule more slowly than the full softmax: after the 40 epochs of the
+    # other BERT tests test recall@1 was 0.68-0.80 over seeds 0-2 (torch 2.13, transformers 5.24), after 80: 0.88-0.93
+    sampled, _ = run_train(*bert_overrides(rule_table, "model.loss=sampled", "model.negatives=10",
+                                           "trainer.max_epochs=80"))  # fmt: skip
     chunked, _ = run_train(*bert_overrides(rule_table, "model.loss_chunk_bytes=2000"))
     assert sampled["test"]["recall@1"] > 0.8 and chunked["test"]["recall@1"] > 0.8  # chance is 1/30
 
