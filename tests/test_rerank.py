@@ -1,5 +1,5 @@
-"""MMR re-ranking (recarena.rerank): hand-computed orders, de-duplication, named config errors, and the stage on the
-real road — itemcf and gpt_dgrs runs through `recarena.train`, re-ranked again at eval time by `recarena.eval`."""
+"""MMR re-ranking (recarena.models.rerank): hand-computed orders, de-duplication, named config errors, and the stage on
+the real road — itemcf and gpt_dgrs runs through `recarena.train`, re-ranked again at eval time by `recarena.eval`."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ from recarena.data.datamodule import RecDataModule
 from recarena.data.splits import temporal_ratio
 from recarena.errors import ConfigError
 from recarena.eval import evaluate
-from recarena.rerank import Reranker
+from recarena.models.rerank import Reranker
 from recarena.topk import TopK
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC = ("data=synthetic", "logger=none")
-MMR = {"_target_": "recarena.rerank.Reranker", "candidates": 50, "similarity": "text", "dedup": "title"}
+MMR = {"_target_": "recarena.models.rerank.Reranker", "candidates": 50, "similarity": "text", "dedup": "title"}
 
 
 def _cli(folder: Path, module: str, *args: str) -> subprocess.CompletedProcess:

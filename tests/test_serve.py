@@ -66,6 +66,11 @@ def itemcf_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def itemcf_mmr_run(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("itemcf_mmr"), "model=itemcf", "rerank=mmr", "rerank.lam=0.3")
+
+
+@pytest.fixture(scope="module")
 def gpt_run(tmp_path_factory) -> Path:
     return _train(
         tmp_path_factory.mktemp("gpt"), "model=gpt_dgrs", "trainer.max_epochs=2", "model.n_embd=16", "model.n_layer=1",
@@ -83,7 +88,7 @@ def _items(body: dict) -> list[str]:
     return [row["item"] for row in body["items"]]
 
 
-@pytest.mark.parametrize("run", ["itemcf_run", "gpt_run"])
+@pytest.mark.parametrize("run", ["itemcf_run", "gpt_run", "itemcf_mmr_run"])  # the last re-ranks its lists
 def test_a_known_users_list_is_the_one_recommend_gives(run, request):
     run_dir = request.getfixturevalue(run)
     with serving(run_dir) as (client, _):

@@ -7,7 +7,7 @@ A run is restored from its own `.hydra/config.yaml` (the config as composed, not
   best_model_path; else the only one; else last.ckpt) with `weights_only=True`.
 Evaluation goes through the same RecEvalCallback as training, so the numbers equal the run's metrics.json.
 `rerank=mmr rerank.lam=0.3` (or `rerank=none`) re-evaluates with another re-ranking stage than the run's own
-(`recarena.rerank`), so one trained run is measured at several lambdas without retraining."""
+(`recarena.models.rerank`), so one trained run is measured at several lambdas without retraining."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recarena.evaluation.callback import RecEvalCallback
 from recarena.models.fit_once import FitOnceModule
-from recarena.rerank import attach_reranker
+from recarena.models.rerank import attach_reranker
 from recarena.utils import resolvers  # noqa: F401  (registers ${pid:})
 from recarena.utils.compose import CONFIG_DIR
 from recarena.utils.instantiate import build
@@ -122,7 +122,7 @@ def restore_run(
     """Rebuild the run's data (set up) and model: re-fit a fit-once model, or find the checkpoint to load.
 
     `rerank` is the re-ranking stage: "run" (the run's own `rerank` config), None (none) or a `rerank` config
-    (`_target_: recarena.rerank.Reranker` and its arguments) used instead of the run's."""
+    (`_target_: recarena.models.rerank.Reranker` and its arguments) used instead of the run's."""
     run_dir = Path(run_dir).resolve()
     cfg = run_config(run_dir, data_dir, model)
     if not (isinstance(rerank, str) and rerank == RUN_OWN):

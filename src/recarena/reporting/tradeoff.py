@@ -1,5 +1,5 @@
-"""The accuracy/diversity trade-off of re-ranking (`recarena.rerank`): one row per (model, lambda) → CSV, a markdown
-table and a two-panel plot (ndcg vs ILD, ndcg vs coverage), so the price of diversity is read off one figure."""
+"""The accuracy/diversity trade-off of re-ranking (`recarena.models.rerank`): one row per (model, lambda) → CSV, a
+markdown table and a two-panel plot (ndcg vs ILD, ndcg vs coverage), the price of diversity in one figure."""
 
 from __future__ import annotations
 
