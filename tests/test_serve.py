@@ -170,7 +170,7 @@ def test_acknowledged_feedback_survives_sigkill_and_concurrent_clients(itemcf_ru
         assert response.status_code == 200, response.text
         return response.json()["stored"]
 
-    with serving(itemcf_run, f"serve.feedback_db={database}") as (client, process):
+    with serving(itemcf_run, f"serve.feedback_db=sqlite:///{database}") as (client, process):  # a database URL
         acknowledged = sum(post(client, n) for n in range(40))
         base = str(client.base_url)
         with ThreadPoolExecutor(8) as pool:  # 8 clients, each with its own connection

@@ -201,8 +201,9 @@ class BERTDGRS(GenerativeModule):
         rows = [np.concatenate([self.tokens.codes[seq[-keep:]].reshape(-1), [MASK]]) for seq in sequences]
         ids = pad_batch(rows, PAD).to(self.device)
         mask = pad_batch([np.ones(len(r)) for r in rows], 0).long().to(self.device)
-        logits = self.logits(ids, mask)
-        return logits[torch.arange(len(rows), device=self.device), mask.sum(1) - 1].float()
+        hidden = self.backbone.bert(**self.inputs(ids, mask))[0]
+        last = hidden[torch.arange(len(rows), device=self.device), mask.sum(1) - 1]
+        return self.backbone.cls(last).float()  # the prediction head on the [MASK] positions only
 
     @torch.no_grad()
     def recommend(

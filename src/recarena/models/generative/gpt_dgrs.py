@@ -171,9 +171,12 @@ class GPTDGRS(GenerativeModule):
     def item_logits(self, sequences: list[np.ndarray]) -> torch.Tensor:
         """Next-token logits of every item token at each user's last position: (users, n_items)."""
         ids, mask = self.prompts(sequences, left=False)
-        logits = self.backbone(input_ids=ids, attention_mask=mask).logits
-        last = logits[torch.arange(len(ids), device=ids.device), mask.sum(1) - 1]
-        return last[:, self.token_offset + N_SPECIAL : self.token_offset + N_SPECIAL + self.tokens.n_items].float()
+        hidden = self.backbone.transformer(input_ids=ids, attention_mask=mask)[0]
+        last = hidden[torch.arange(len(ids), device=ids.device), mask.sum(1) - 1]
+        first = self.token_offset + N_SPECIAL
+        head = self.backbone.lm_head  # only the last position's item rows: the head was most of the scoring time
+        bias = head.bias[first : first + self.tokens.n_items] if head.bias is not None else None
+        return F.linear(last, head.weight[first : first + self.tokens.n_items], bias).float()
 
     @torch.no_grad()
     def recommend(
