@@ -86,12 +86,14 @@ def create_app(engine: Engine, store: FeedbackStore, token: str | None = None) -
     def health() -> dict:
         return {"status": "ok", "model": engine.name, "users": engine.data.n_users, "items": engine.n_items}
 
+    # async: scoring runs on the event loop, one request at a time (the model is not re-entrant), without a hop
+    # through the thread pool; feedback (blocking database commits) stays in the pool
     @app.get("/recommend", response_model=Recommendations)
-    def recommend_user(user: Annotated[str, Query(min_length=1)], k: Annotated[int, Query(ge=1)] = 10) -> dict:
+    async def recommend_user(user: Annotated[str, Query(min_length=1)], k: Annotated[int, Query(ge=1)] = 10) -> dict:
         return _answer(engine.for_user(user, k), engine, user, k)
 
     @app.post("/recommend", response_model=Recommendations)
-    def recommend_session(request: SessionRequest) -> dict:
+    async def recommend_session(request: SessionRequest) -> dict:
         answer = engine.for_history(request.history, request.k)
         return _answer(answer, engine, None if request.user is None else str(request.user), request.k)
 

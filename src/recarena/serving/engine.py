@@ -93,7 +93,7 @@ class Engine:
             history = sp.csr_matrix((1, self.n_items), dtype=np.float32)
             reason = f"user {user!r} is not in the run's data"
             return Answer(self._popular(history, k), "popularity", reason)
-        history = self.known[index]
+        history = self._known_row(index)
         sequence = self.sequences[index]
         top = self._score(index, history, sequence, k)
         return Answer(self._rows(top, index, history, sequence, k))
@@ -114,6 +114,12 @@ class Engine:
             return Answer(self._popular(history, k), "popularity", reason)
         top = self._score(SESSION, history, sequence, k)
         return Answer(self._rows(top, SESSION, history, sequence, k))
+
+    def _known_row(self, index: int) -> sp.csr_matrix:
+        """The user's known items as a 1-row CSR (a view of the run's matrix, not scipy's fancy indexing)."""
+        start, stop = self.known.indptr[index], self.known.indptr[index + 1]
+        row = (self.known.data[start:stop], self.known.indices[start:stop], np.array([0, stop - start]))
+        return sp.csr_matrix(row, shape=(1, self.n_items))
 
     def _score(self, index: int, history: sp.csr_matrix, sequence: np.ndarray, k: int) -> TopK:
         batch = {"users": torch.tensor([index]), "history": history, "sequences": [sequence]}
