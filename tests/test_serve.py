@@ -18,7 +18,7 @@ import pytest
 from recarena.recommend import recommend
 from recarena.serving.engine import Engine
 from recarena.serving.feedback import FeedbackStore
-from tests.test_recommend import _train
+from tests.test_recommend import _train, gpt_run  # noqa: F401  (gpt_run: the module fixture, shared)
 
 TOKEN = "s3cret"
 
@@ -68,14 +68,6 @@ def itemcf_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def itemcf_mmr_run(tmp_path_factory) -> Path:
     return _train(tmp_path_factory.mktemp("itemcf_mmr"), "model=itemcf", "rerank=mmr", "rerank.lam=0.3")
-
-
-@pytest.fixture(scope="module")
-def gpt_run(tmp_path_factory) -> Path:
-    return _train(
-        tmp_path_factory.mktemp("gpt"), "model=gpt_dgrs", "trainer.max_epochs=2", "model.n_embd=16", "model.n_layer=1",
-        "model.n_head=1", "model.max_len=20", "callbacks.early_stopping=null",
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
