@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,6 @@ class Answer:
     items: list[dict[str, Any]]
     fallback: str | None = None
     reason: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Engine:
