@@ -33,7 +33,8 @@ class TrainClock(pl.Callback):
         self.seconds, self.tokens, self.batches, self._start = 0.0, 0, 0, 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.tokens += int((batch["labels"] != -100).sum())
+        # target positions: labels that are not -100 (gpt/bert, llm titles) or the item targets (llm item tokens)
+        self.tokens += int((batch["labels"] != -100).sum()) if "labels" in batch else len(batch["targets"])
         self.batches += 1
         self._start = time.perf_counter()
 

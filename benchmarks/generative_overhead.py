@@ -11,7 +11,10 @@ the model's learning-rate schedule over the same number of steps, the dropout RN
 The loss trajectories must agree (max |Δ| printed) and the top-K lists must match (share of identical rows printed).
 Times are medians of `--repeats` runs, each on a fresh model; one torch thread unless OMP_NUM_THREADS says otherwise.
 
-Usage: python -m benchmarks.generative_overhead [--scale ml1m] [--model gpt_dgrs] [--steps 200] [--repeats 3]"""
+With `--compile` the plain loops run through torch.compile: whether compiling would pay on this CPU.
+
+Usage: python -m benchmarks.generative_overhead [--scale ml1m] [--model gpt_dgrs] [--steps 200] [--repeats 3]
+       [--compile]"""
 
 from __future__ import annotations
 
@@ -81,11 +84,14 @@ def recarena_run(cfg, datamodule, steps: int, out: str) -> tuple[float, float, l
     return fit, test, record.losses, torch.cat(record.tops)
 
 
-def plain_run(cfg, datamodule, steps: int) -> tuple[float, float, list[float], torch.Tensor]:
-    """The same training and top-K scoring written as plain loops over the HF backbone."""
+def plain_run(cfg, datamodule, steps: int, compile: bool = False) -> tuple[float, float, list[float], torch.Tensor]:
+    """The same training and top-K scoring written as plain loops over the HF backbone (`compile`: through
+    torch.compile(dynamic=True) modules, compilation time included)."""
     data, seed = datamodule.data, int(cfg.seed)
     model = fresh_model(cfg, data)
     backbone, hp = model.backbone, model.hparams
+    forward = torch.compile(backbone, dynamic=True) if compile else backbone
+    transformer = torch.compile(backbone.transformer, dynamic=True) if compile else backbone.transformer
     start = time.perf_counter()
     view = model.train_view(data)
     sampler = EpochSeededSampler(view, seed)
@@ -101,7 +107,7 @@ def plain_run(cfg, datamodule, steps: int) -> tuple[float, float, list[float], t
         for batch in loader:
             if not losses:
                 torch.manual_seed(seed)  # as the recarena side: after the loader's iterator drew its seed
-            logits = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             loss = F.cross_entropy(logits.reshape(-1, vocab), batch["labels"].reshape(-1), ignore_index=-100)
             loss.backward()
             optimizer.step()
@@ -125,7 +131,7 @@ def plain_run(cfg, datamodule, steps: int) -> tuple[float, float, list[float], t
             mask = torch.zeros_like(ids)
             for b, row in enumerate(rows):
                 ids[b, : len(row)], mask[b, : len(row)] = torch.from_numpy(row), 1
-            hidden = backbone.transformer(input_ids=ids, attention_mask=mask)[0]
+            hidden = transformer(input_ids=ids, attention_mask=mask)[0]
             last = (
                 hidden[torch.arange(len(rows)), mask.sum(1) - 1]
                 @ backbone.lm_head.weight[first : first + data.n_items].T
@@ -142,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides")
+    parser.add_argument("--compile", action="store_true", help="the plain loops through torch.compile")
     args = parser.parse_args(argv)
     quiet_lightning()
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         times: dict[str, list[float]] = {"recarena fit": [], "plain fit": [], "recarena test": [], "plain test": []}
         for repeat in range(args.repeats):
             fit, test, losses, top = recarena_run(cfg, datamodule, args.steps, f"{tmp}/run{repeat}")
-            plain_fit, plain_test, plain_losses, plain_top = plain_run(cfg, datamodule, args.steps)
+            plain_fit, plain_test, plain_losses, plain_top = plain_run(cfg, datamodule, args.steps, args.compile)
             times["recarena fit"].append(fit)
             times["plain fit"].append(plain_fit)
             times["recarena test"].append(test)
@@ -165,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{len(losses)} steps, max |Δ loss| {same_loss:.2e}, identical top-{plain_top.shape[1]} rows "
                   f"{same_top:.4f} of {len(top)} users", flush=True)  # fmt: skip
     median = {name: statistics.median(values) for name, values in times.items()}
-    print(f"\n{args.model} at {args.scale} size, {args.steps} steps, median of {args.repeats}:")
+    compiled = " (plain loops through torch.compile)" if args.compile else ""
+    print(f"\n{args.model} at {args.scale} size, {args.steps} steps, median of {args.repeats}{compiled}:")
     print("| stage | recarena s | plain loop s | ratio | goal |")
     print("|---|---|---|---|---|")
     for stage, goal in (("fit", 1.1), ("test", 1.2)):
