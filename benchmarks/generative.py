@@ -23,7 +23,7 @@ from benchmarks.scales import SCALES
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ("scale", "model", "threads", "epochs", "train_batches", "train_tokens_per_s", "s_per_epoch",
-           "eval_users_per_s", "peak_rss_gib", "val_ndcg@10")  # fmt: skip
+           "eval_users", "eval_users_per_s", "peak_rss_gib", "val_ndcg@10")  # fmt: skip
 
 
 class TrainClock(pl.Callback):
@@ -69,12 +69,13 @@ def run_one(scale: str, model: str, epochs: int, extra: list[str], out: Path) ->
     with tempfile.TemporaryDirectory() as run_dir:
         results = train(compose_train_config(overrides, Path(run_dir), ROOT / "data"))
     data, evaluator, timer = LAST["datamodule"].data, LAST["evaluator"], LAST["clock"]
-    test_users = len(data.eval_users("test"))
+    test_users, all_users = len(data.eval_users("test")), data.all_eval_users("test")
+    evaluated = f"{test_users:,} of {all_users:,} (sampled)" if test_users < all_users else f"{test_users:,}"
     row = {
         "scale": scale, "model": model, "threads": int(os.environ.get("OMP_NUM_THREADS", "1")), "epochs": epochs,
         "train_tokens_per_s": timer.tokens / timer.seconds, "s_per_epoch": timer.seconds / epochs,
         "train_batches": timer.batches,
-        "eval_users_per_s": test_users / evaluator.timing["test_seconds"],
+        "eval_users": evaluated, "eval_users_per_s": test_users / evaluator.timing["test_seconds"],
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "val_ndcg@10": results.get("val", {}).get("ndcg@10", float("nan")),  # none with trainer.limit_val_batches=0
     }  # fmt: skip

@@ -9,6 +9,8 @@ from recarena.data.interactions import Interactions
 from recarena.data.splits import TRAIN
 from recarena.data.windows import Window, replay_windows, window_data
 from recarena.errors import ConfigError
+from recarena.train import train
+from tests.conftest import compose_config
 from tests.test_recommend import _cli
 
 
@@ -72,3 +74,12 @@ def test_replay_sweep_runs_both_arms_and_reports(tmp_path):
     )  # fmt: skip  (counts that include the newer windows rank differently)
     markdown = (sweep / "replay.md").read_text()
     assert "| itemcf |" in markdown and "| pop |" in markdown and (sweep / "replay.png").stat().st_size > 0
+
+
+def test_bad_replay_settings_are_named(tmp_path):
+    flat = _data().frame.with_columns(ts=pl.lit(0.0))  # a source without time
+    with pytest.raises(ConfigError, match=r"same timestamp .* no time order"):
+        replay_windows(flat, 3, 0.5)
+    base = ["data=synthetic", "logger=none", "+replay.windows=3", "+replay.period=0.3", "+replay.lr_scale=0.1"]
+    with pytest.raises(ConfigError, match=r"replay.steps=-1: the fine-tune's optimiser steps"):
+        train(compose_config([*base, "+replay.steps=-1"], tmp_path))

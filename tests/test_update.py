@@ -10,7 +10,7 @@ import pytest
 from recarena.data.events import added_events, fold_events, read_events
 from recarena.data.interactions import Interactions
 from recarena.data.splits import TEST, TRAIN, VALID
-from recarena.errors import DataError
+from recarena.errors import ConfigError, DataError
 from recarena.eval import evaluate, restore_run
 from recarena.recommend import recommend, user_index
 from recarena.update import update
@@ -122,3 +122,19 @@ def test_a_gradient_model_fine_tunes_from_its_weights(tmp_path):
     assert record["how"] == "fine-tune" and record["steps"] == 5 and record["users_updated"] == 1
     after = _lists(tmp_path / "next", [7])[7]
     assert after != _lists(run, [7])[7] and not set(clicked) & set(after)
+
+
+def test_bad_update_settings_and_sources_are_named(itemcf_run, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("user,item,timestamp\n")
+    with pytest.raises(ConfigError, match=r"steps=-1: the fine-tune's optimiser steps"):
+        update(itemcf_run, empty, tmp_path / "a", steps=-1)
+    with pytest.raises(ConfigError, match=r"lr_scale=0: the fine-tune's share of model.lr"):
+        update(itemcf_run, empty, tmp_path / "b", lr_scale=0)
+    with pytest.raises(FileNotFoundError, match=r"feedback=.*nothing.sqlite: no such database or table"):
+        update(itemcf_run, tmp_path / "nothing.sqlite", tmp_path / "c")
+    with pytest.raises(ConfigError, match=r"feedback=nosuch://x: cannot open this feedback database"):
+        update(itemcf_run, "nosuch://x", tmp_path / "d")
+    with pytest.raises(FileExistsError, match=r"out_dir=.*: exists already"):
+        update(itemcf_run, empty, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv"]  # nothing half-written

@@ -24,9 +24,9 @@ from omegaconf import DictConfig
 from recarena.data.windows import Window, replay_windows, window_data
 from recarena.eval import eval_trainer, evaluator_for
 from recarena.models.fit_once import FitOnceModule
-from recarena.serving.adapt import train_steps, update_model
+from recarena.serving.adapt import check_update, train_steps, update_model
 from recarena.utils.instantiate import build, build_all
-from recarena.utils.io import write_parquet
+from recarena.utils.io import atomic_write, write_parquet
 from recarena.utils.wandb_logger import finish_wandb
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ METRICS = ("ndcg", "recall", "coverage")
 def replay(cfg: DictConfig) -> pl.DataFrame:
     """Run both arms over every window; returns (and writes) one row per arm and window."""
     settings = cfg.replay
+    check_update(settings.steps, settings.lr_scale, "replay.")
     pl_lightning.seed_everything(cfg.seed, workers=True)
     datamodule = build(cfg.data, "data")
     datamodule.prepare_data()
@@ -77,7 +78,7 @@ def replay(cfg: DictConfig) -> pl.DataFrame:
                 logger.log_metrics(logged, step=window.index + 1)
     table = pl.DataFrame(rows).with_columns(pl.lit(fit_seconds).alias("first_fit_s"))
     write_parquet(Path(cfg.paths.output_dir) / "replay.parquet", table)
-    table.write_csv(Path(cfg.paths.output_dir) / "replay.csv")
+    atomic_write(Path(cfg.paths.output_dir) / "replay.csv", lambda tmp: table.write_csv(tmp))
     finish_wandb(loggers)
     return table
 

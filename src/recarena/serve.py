@@ -12,6 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from recarena.errors import RecArenaError
 from recarena.eval import quiet_lightning
 from recarena.utils.compose import CONFIG_DIR
 
@@ -35,7 +36,7 @@ def main(cfg: DictConfig) -> None:
     quiet_lightning()
     try:
         app = build_app(cfg)
-    except (ValueError, FileNotFoundError) as error:
+    except (RecArenaError, ValueError, FileNotFoundError) as error:
         print(f"serve: {error}", file=sys.stderr)
         sys.exit(2)
     print(f"serving {cfg.run_dir} on http://{cfg.host}:{cfg.port} (docs: /docs)", file=sys.stderr, flush=True)

@@ -29,7 +29,7 @@ from recarena.data.events import added_events, fold_events, read_events
 from recarena.errors import RecArenaError
 from recarena.eval import quiet_lightning, restore_run
 from recarena.models.fit_once import FitOnceModule
-from recarena.serving.adapt import load_weights, train_steps, users_subset
+from recarena.serving.adapt import check_update, load_weights, train_steps, users_subset
 from recarena.serving.feedback import FeedbackStore
 from recarena.utils.compose import CONFIG_DIR
 from recarena.utils.io import write_json, write_parquet
@@ -47,7 +47,7 @@ def read_feedback(source: str | Path) -> pl.DataFrame:
         return read_events(text)
     if "://" not in text and not Path(text).exists():
         raise FileNotFoundError(f"feedback={text}: no such database or table")
-    store = FeedbackStore(text)
+    store = FeedbackStore(text, key="feedback")
     try:
         return store.frame()
     finally:
@@ -64,6 +64,7 @@ def update(
     lr_scale: float = 0.1,
 ) -> Path:
     """Write the updated run folder and return its path (see the module docstring)."""
+    check_update(steps, lr_scale)
     parent = Path(run_dir).resolve()
     source = Path(feedback) if feedback is not None and "://" not in str(feedback) else feedback
     source = source if source is not None else parent / "feedback.sqlite"
@@ -131,8 +132,7 @@ def main(cfg: DictConfig) -> None:
     quiet_lightning()
     logging.getLogger("recarena").setLevel(logging.INFO)
     try:
-        out = update(cfg.run_dir, cfg.feedback, cfg.out_dir, int(cfg.steps), cfg.data_dir, cfg.accelerator,
-                     float(cfg.lr_scale))  # fmt: skip
+        out = update(cfg.run_dir, cfg.feedback, cfg.out_dir, cfg.steps, cfg.data_dir, cfg.accelerator, cfg.lr_scale)
     except (RecArenaError, ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"update: {error}", file=sys.stderr)
         sys.exit(2)

@@ -16,6 +16,8 @@ import numpy as np
 import polars as pl
 
 from recarena.data.interactions import Interactions
+from recarena.data.preprocess import log_dropped
+from recarena.data.sources.columns import id_series
 from recarena.data.splits import TRAIN
 from recarena.errors import DataError
 
@@ -57,7 +59,7 @@ def check_events(frame: pl.DataFrame, origin: str) -> pl.DataFrame:
 
 def fold_events(data: Interactions, events: pl.DataFrame, origin: str = "events") -> tuple[Interactions, dict]:
     """`data` with the clean events added to its train part, and the counts of what each cleaning step dropped."""
-    events = check_events(events, origin)
+    events = check_events(events, origin).with_row_index("pos")  # pos: the event's row, named in the warnings
     counts = {"events": events.height}
     timestamp = pl.col("timestamp").cast(pl.Float64, strict=False)
     valid_time = timestamp.is_not_null() & timestamp.is_finite() & (timestamp >= 0) & (timestamp == timestamp.floor())
@@ -70,8 +72,7 @@ def fold_events(data: Interactions, events: pl.DataFrame, origin: str = "events"
     new_users = [u for u in events["user"].unique(maintain_order=True).to_list() if u not in known_users]
     user_ids = _append_ids(data.user_ids, new_users)
     index = {**known_users, **{u: len(known_users) + n for n, u in enumerate(new_users)}}
-    events = events.with_columns(u=pl.col("user").replace_strict(index, return_dtype=pl.Int32))
-    events = events.with_row_index("order").sort(["ts", "order"])
+    events = events.with_columns(u=pl.col("user").replace_strict(index, return_dtype=pl.Int32)).sort(["ts", "pos"])
     seen = data.frame.select("u", "i").with_columns(seen=pl.lit(True))
     events = events.join(seen, on=["u", "i"], how="left", maintain_order="left")
     events = _drop(events, pl.col("seen").is_null(), origin, "already_in_data", "a (user, item) already in the data",
@@ -108,20 +109,14 @@ def added_events(folded: Interactions, data: Interactions) -> pl.DataFrame:
 
 
 def _drop(frame: pl.DataFrame, keep: pl.Expr, origin: str, key: str, what: str, counts: dict) -> pl.DataFrame:
-    kept = frame.filter(keep)
-    counts[f"dropped_{key}"] = frame.height - kept.height
-    if counts[f"dropped_{key}"]:
-        log.warning("%s: dropped %d events with %s", origin, counts[f"dropped_{key}"], what)
-    return kept
+    """The rows `keep` selects; the others are counted in `counts` and logged as preprocessing logs its drops."""
+    counts[f"dropped_{key}"] = log_dropped(frame, ~keep, origin, f"events with {what}")
+    return frame.filter(keep)
 
 
 def _append_ids(ids: np.ndarray, new: list[str]) -> np.ndarray:
-    """`ids` followed by `new` raw ids, typed as `ids` are (integer ids stay integers where they can)."""
+    """`ids` followed by `new` raw ids, all typed by the project's id rule (`columns.id_series`: integers when every
+    id is one, else strings), so known users keep their indices and every id one type."""
     if not new:
         return ids
-    if np.issubdtype(ids.dtype, np.integer):
-        try:
-            return np.concatenate([ids, np.asarray([int(u) for u in new], dtype=ids.dtype)])
-        except ValueError:
-            pass
-    return np.concatenate([ids.astype(object), np.asarray(new, dtype=object)])
+    return id_series(pl.Series([str(i) for i in ids.tolist()] + list(new))).to_numpy()

@@ -51,10 +51,10 @@ def _drop_missing(frame: pl.DataFrame, origin: str) -> tuple[int, pl.DataFrame]:
     per_column = frame.select(**{c: e.sum() for c, e in is_missing.items()}).row(0, named=True)
     missing = pl.any_horizontal(*is_missing.values())
     what = "a missing " + ", ".join(f"{c} ({n})" for c, n in per_column.items() if n)
-    return _log_dropped(frame, missing, origin, f"rows with {what}"), frame.filter(~missing)
+    return log_dropped(frame, missing, origin, f"rows with {what}"), frame.filter(~missing)
 
 
-def _log_dropped(frame: pl.DataFrame, mask: pl.Expr, origin: str, what: str) -> int:
+def log_dropped(frame: pl.DataFrame, mask: pl.Expr, origin: str, what: str) -> int:
     """Count the rows `mask` selects; if any, warn naming `origin`, `what` and the first such row (1-based)."""
     dropped = frame.filter(mask).sort("pos")
     if dropped.height:
@@ -86,7 +86,7 @@ def _drop_heavy_users(frame: pl.DataFrame, limit: int, origin: str) -> tuple[int
         raise ConfigError(f"data.max_user_interactions={limit!r}: must be a positive integer, or null")
     heavy = pl.len().over("user") > limit
     n_users = frame.filter(heavy)["user"].n_unique()
-    dropped = _log_dropped(frame, heavy, origin, f"rows of {n_users} users with more than {limit} interactions "
+    dropped = log_dropped(frame, heavy, origin, f"rows of {n_users} users with more than {limit} interactions "
                            "(data.max_user_interactions)")  # fmt: skip
     return dropped, frame.filter(~heavy)
 
@@ -114,7 +114,7 @@ def preprocess(
         frame = frame.filter(keep)
     frame = frame.sort(["timestamp", "pos"])
     duplicate = ~pl.struct("user", "item").is_first_distinct()
-    counts["dropped_duplicates"] = _log_dropped(
+    counts["dropped_duplicates"] = log_dropped(
         frame, duplicate, origin, "duplicate (user, item) rows; kept the earliest"
     )
     frame = frame.filter(~duplicate)

@@ -35,6 +35,11 @@ def replay_windows(frame: pl.DataFrame, windows: int, period: float) -> list[Win
     if not 0.0 < float(period) < 1.0:
         raise ConfigError(f"replay.period={period!r}: the share of interactions replayed, strictly between 0 and 1")
     times = frame.sort(["ts", "pos"])["ts"].to_numpy()
+    if len(times) == 0 or times[0] == times[-1]:
+        raise ConfigError(
+            "replay: every interaction of the data has the same timestamp (a source without time, e.g. Last.fm "
+            "plays): there is no time order to cut into windows"
+        )
     first = int(math.floor(len(times) * (1.0 - float(period))))
     cuts = [first + round(w * (len(times) - first) / int(windows)) for w in range(int(windows))]
     starts = [float(times[c]) for c in cuts]

@@ -25,24 +25,23 @@ def explain_rows(
     model, data: Interactions, user: int, items: np.ndarray, scores: np.ndarray, stage: Stage = "test"
 ) -> list[dict[str, Any]]:
     """One row per recommended item (empty slots skipped): raw user and item ids, title, score and the model's
-    `explain(user, item, history, sequence)`, with the history the model saw for `stage` (PROTOCOL.md §3)."""
+    `explain_items(user, items, history, sequence)`, with the history the model saw for `stage` (PROTOCOL.md §3)."""
     history = data.known(stage)[int(user)]
     sequence = data.sequences(stage)[int(user)]
-    rows = []
-    for rank, (item, score) in enumerate(zip(np.asarray(items), np.asarray(scores), strict=True), start=1):
-        if item < 0:
-            continue
-        rows.append(
-            {
-                "user": _plain(data.user_ids[int(user)]),
-                "rank": rank,
-                "item": _plain(data.item_ids[int(item)]),
-                "title": data.item_label(int(item)),
-                "score": float(score),
-                "explanation": model.explain(int(user), int(item), history, sequence),
-            }
-        )
-    return rows
+    items, scores = np.asarray(items), np.asarray(scores)
+    listed = np.flatnonzero(items >= 0)
+    why = model.explain_items(int(user), items[listed], history, sequence) if listed.size else []
+    return [
+        {
+            "user": _plain(data.user_ids[int(user)]),
+            "rank": int(position) + 1,
+            "item": _plain(data.item_ids[int(items[position])]),
+            "title": data.item_label(int(items[position])),
+            "score": float(scores[position]),
+            "explanation": explanation,
+        }
+        for position, explanation in zip(listed, why, strict=True)
+    ]
 
 
 def sample_rows(model, data: Interactions, recommendations: pl.DataFrame, n_users: int = 5, k: int = 10) -> list[list]:

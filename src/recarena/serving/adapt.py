@@ -14,27 +14,20 @@ import polars as pl
 import pytorch_lightning as pl_lightning
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader
 
-from recarena.data.datamodule import EpochSeededSampler
 from recarena.data.interactions import Interactions
 from recarena.errors import ConfigError
 from recarena.models.fit_once import FitOnceModule
 from recarena.utils.instantiate import build
 
 
-class TrainingData(pl_lightning.LightningDataModule):
-    """Training batches of `data` (the model's own train view, shuffled per epoch with `seed`); no evaluation."""
-
-    def __init__(self, data: Interactions, seed: int = 0) -> None:
-        super().__init__()
-        self.data, self.seed = data, seed
-
-    def train_dataloader(self) -> DataLoader:
-        view = self.trainer.lightning_module.train_view(self.data)
-        shuffle = getattr(view, "shuffle", False)
-        return DataLoader(view, batch_size=getattr(view, "batch_size", 1), collate_fn=view.collate,
-                          sampler=EpochSeededSampler(view, self.seed) if shuffle else None)  # fmt: skip
+def check_update(steps: int, lr_scale: float, prefix: str = "") -> None:
+    """A named ConfigError for a negative step count or a non-positive learning-rate share (keys `<prefix>steps`,
+    `<prefix>lr_scale`), before any data is read."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ConfigError(f"{prefix}steps={steps!r}: the fine-tune's optimiser steps, an integer >= 0")
+    if isinstance(lr_scale, bool) or not isinstance(lr_scale, int | float) or not float(lr_scale) > 0:
+        raise ConfigError(f"{prefix}lr_scale={lr_scale!r}: the fine-tune's share of model.lr, a number > 0")
 
 
 def users_subset(data: Interactions, users: np.ndarray) -> Interactions:
@@ -62,10 +55,6 @@ def train_steps(
     """Train a gradient model on `data`: `steps` optimiser steps, or the run's trainer.max_epochs when None (no
     validation, no checkpoints: the caller evaluates and saves), at `lr_scale` × the model's learning rate (its
     schedule then spans the steps). Returns the Trainer (for save_checkpoint)."""
-    if steps is not None and int(steps) < 0:
-        raise ConfigError(f"update.steps={steps!r}: must be >= 0")
-    if not float(lr_scale) > 0:
-        raise ConfigError(f"update.lr_scale={lr_scale!r}: must be > 0")
     if not model.built:
         model.build(data)
     limits = {"max_steps": int(steps), "max_epochs": -1} if steps is not None else {}
@@ -78,10 +67,12 @@ def train_steps(
         overrides["accelerator"] = accelerator
     trainer = build(cfg.trainer, "trainer", **overrides)
     if steps != 0:
+        datamodule = build(cfg.data, "data")  # the run's own data module (its loaders), holding `data`
+        datamodule.data = data
         base_lr = model.hparams.lr
         model.hparams.lr = base_lr * float(lr_scale)
         try:
-            trainer.fit(model, datamodule=TrainingData(data, int(cfg.seed)))
+            trainer.fit(model, datamodule=datamodule)
         finally:
             model.hparams.lr = base_lr
     model.eval()

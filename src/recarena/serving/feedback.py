@@ -14,6 +14,8 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
+from recarena.errors import ConfigError
+
 METADATA = sa.MetaData()
 EVENTS = sa.Table(
     "feedback",
@@ -37,12 +39,18 @@ def database_url(target: str | Path) -> str:
 class FeedbackStore:
     """Append-only event table; `add` returns after the transaction commits."""
 
-    def __init__(self, target: str | Path) -> None:
+    def __init__(self, target: str | Path, key: str = "serve.feedback_db") -> None:
+        """Open (and create the table in) the database at `target`; a bad URL, a missing driver or an unreachable
+        database is a ConfigError naming `key`."""
         self.url = database_url(target)
-        self.engine = sa.create_engine(self.url, future=True, pool_pre_ping=True)
-        if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        METADATA.create_all(self.engine)
+        try:
+            self.engine = sa.create_engine(self.url, future=True, pool_pre_ping=True)
+            if self.engine.dialect.name == "sqlite":
+                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            METADATA.create_all(self.engine)
+        except (sa.exc.SQLAlchemyError, ImportError) as error:
+            raise ConfigError(f"{key}={target}: cannot open this feedback database ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0]})") from error  # fmt: skip
 
     def add(self, events: Iterable[dict[str, Any]]) -> int:
         """Insert events (user, item, kind, timestamp) in one transaction; returns how many."""
