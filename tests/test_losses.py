@@ -13,20 +13,24 @@ from tests.test_bert_dgrs import bert_overrides
 from tests.test_gpt_dgrs import rule_overrides, write_rule_table
 
 
-def test_chunked_cross_entropy_equals_the_full_loss_and_its_gradients():
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_chunked_cross_entropy_equals_the_full_loss_and_its_gradients(with_bias):
     torch.manual_seed(0)
     vocab, dim = 50, 8
-    head = torch.nn.Linear(dim, vocab)
+    head = torch.nn.Linear(dim, vocab, bias=with_bias)
     hidden = torch.randn(4, 9, dim, requires_grad=True)
     labels = torch.randint(vocab, (4, 9))
     labels[0, :3] = labels[2, 5:] = -100  # padding
+    params = [hidden, head.weight] + ([head.bias] if with_bias else [])
     full = F.cross_entropy(head(hidden).reshape(-1, vocab), labels.reshape(-1), ignore_index=-100)
-    full_grads = torch.autograd.grad(full, [hidden, head.weight, head.bias])
-    chunked = chunked_cross_entropy(hidden, labels, head, vocab, chunk_bytes=4 * vocab * 5)  # 5 positions a chunk
-    chunked_grads = torch.autograd.grad(chunked, [hidden, head.weight, head.bias])
-    assert chunked.item() == pytest.approx(full.item(), abs=1e-6)
-    for a, b in zip(full_grads, chunked_grads, strict=True):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    full_grads = torch.autograd.grad(full, params)
+    keep = labels != -100
+    for positions in (1, 5, 36):  # 36 = every kept position in one chunk
+        chunked = chunked_cross_entropy(hidden[keep], labels[keep], head.weight, head.bias, 4 * vocab * positions)
+        chunked_grads = torch.autograd.grad(chunked, params)
+        assert chunked.item() == pytest.approx(full.item(), abs=1e-6)
+        for a, b in zip(full_grads, chunked_grads, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
 
 
 def test_sampled_softmax_with_every_item_as_negative_is_the_full_softmax_over_items():

@@ -97,16 +97,14 @@ class GenerativeModule(RecModule):
         logits. full: cross-entropy in chunks of positions bounded by `model.loss_chunk_bytes`; sampled: softmax
         over each target item and the batch's shared negatives (logQ-corrected; atomic item tokens)."""
         hp = self.hparams
-        vocab = int(decoder.weight.shape[0])
-        if hp.loss == "full":
-            head = decoder if isinstance(transform, torch.nn.Identity) else torch.nn.Sequential(transform, decoder)
-            return chunked_cross_entropy(hidden, labels, head, vocab, int(hp.loss_chunk_bytes))
         keep = labels != -100
+        states = transform(hidden[keep])
+        if hp.loss == "full":
+            return chunked_cross_entropy(states, labels[keep], decoder.weight, decoder.bias, int(hp.loss_chunk_bytes))
         first, n_items = self.token_offset + N_SPECIAL, self.tokens.n_items
         rows = slice(first, first + n_items)
         bias = decoder.bias[rows] if decoder.bias is not None else None
         negatives = draw_negatives(n_items, int(hp.negatives), self.item_probabilities, self.negative_generator)
-        states = transform(hidden[keep])
         return sampled_cross_entropy(states, labels[keep] - first, decoder.weight[rows], bias,
                                      negatives.to(hidden.device), self.log_q.to(hidden.device))  # fmt: skip
 
