@@ -183,16 +183,11 @@ class BERTDGRS(GenerativeModule):
         return loss
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Cross-entropy at the masked positions (`model.loss=full`, in chunks once a batch's logits would exceed
+        """Cross-entropy at the masked positions only (`model.loss=full`, in chunks once their logits would exceed
         `model.loss_chunk_bytes`), or sampled softmax over the targets and shared negatives (`model.loss=sampled`)."""
-        hp, labels = self.hparams, batch["labels"]
-        vocab = int(self.backbone.config.vocab_size)
-        if hp.loss == "full" and labels.numel() * vocab * 4 <= hp.loss_chunk_bytes:  # small: one plain pass
-            logits = self.logits(batch["input_ids"], batch["attention_mask"])
-            return F.cross_entropy(logits.reshape(-1, vocab), labels.reshape(-1), ignore_index=-100)
         hidden = self.backbone.bert(**self.inputs(batch["input_ids"], batch["attention_mask"]))[0]
         head = self.backbone.cls.predictions
-        return self.token_loss(hidden, labels, head.transform, head.decoder)
+        return self.token_loss(hidden, batch["labels"], head.transform, head.decoder)
 
     # -- generation --------------------------------------------------------------------------------------
     def mask_logits(self, sequences: list[np.ndarray]) -> torch.Tensor:

@@ -146,15 +146,11 @@ class GPTDGRS(GenerativeModule):
         return loss
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Next-token cross-entropy (`model.loss=full`), in chunks of positions once the batch's logits would exceed
-        `model.loss_chunk_bytes`; or sampled softmax over the targets and shared negatives (`model.loss=sampled`)."""
-        hp, labels = self.hparams, batch["labels"]
-        vocab = int(self.backbone.config.vocab_size)
-        if hp.loss == "full" and labels.numel() * vocab * 4 <= hp.loss_chunk_bytes:  # small: one plain pass
-            logits = self.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            return F.cross_entropy(logits.reshape(-1, vocab), labels.reshape(-1), ignore_index=-100)
+        """Next-token cross-entropy at the labelled positions only (`model.loss=full`, in chunks once their logits
+        would exceed `model.loss_chunk_bytes`), or sampled softmax over the targets and shared negatives
+        (`model.loss=sampled`)."""
         hidden = self.backbone.transformer(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
-        return self.token_loss(hidden, labels, torch.nn.Identity(), self.backbone.lm_head)
+        return self.token_loss(hidden, batch["labels"], torch.nn.Identity(), self.backbone.lm_head)
 
     # -- generation --------------------------------------------------------------------------------------
     def prompts(self, sequences: list[np.ndarray], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
