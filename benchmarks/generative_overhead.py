@@ -5,7 +5,8 @@ same seed (so the same initial weights), the same batches (the model's train vie
 the model's learning-rate schedule over the same number of steps, the dropout RNG reseeded at the first step.
 - recarena: `Trainer.fit(max_steps=N)` with the run's trainer and callbacks (no logger, no validation), then
   `Trainer.test` through RecEvalCallback (top-K, metrics, per-user and recommendation files), as `recarena.train`;
-- plain: a `for batch in loader` loop calling the HF backbone and `F.cross_entropy` directly, then a loop over the
+- plain: a `for batch in loader` loop calling the HF transformer and the loss function directly (the same arithmetic
+  as recarena's: `chunked_cross_entropy` at the labelled positions), then a loop over the
   same user chunks: transformer → last position's hidden state × the item rows of the head → known items to -inf →
   `torch.topk` (GPT-DGRS; the same arithmetic as recarena's item_logits).
 The loss trajectories must agree (max |Δ| printed) and the top-K lists must match (share of identical rows printed).
@@ -27,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
@@ -36,6 +36,7 @@ from recarena.data.datamodule import EpochSeededSampler
 from recarena.data.views import EvalUsers
 from recarena.eval import quiet_lightning
 from recarena.models.generative.item_tokens import N_SPECIAL
+from recarena.models.generative.losses import chunked_cross_entropy
 from recarena.models.ranking import mask_known
 from recarena.utils.compose import compose_train_config
 from recarena.utils.instantiate import build, build_all
@@ -90,7 +91,6 @@ def plain_run(cfg, datamodule, steps: int, compile: bool = False) -> tuple[float
     data, seed = datamodule.data, int(cfg.seed)
     model = fresh_model(cfg, data)
     backbone, hp = model.backbone, model.hparams
-    forward = torch.compile(backbone, dynamic=True) if compile else backbone
     transformer = torch.compile(backbone.transformer, dynamic=True) if compile else backbone.transformer
     start = time.perf_counter()
     view = model.train_view(data)
@@ -99,7 +99,7 @@ def plain_run(cfg, datamodule, steps: int, compile: bool = False) -> tuple[float
     optimizer = torch.optim.AdamW(backbone.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
     schedule = get_scheduler(hp.lr_schedule, optimizer, num_warmup_steps=round(hp.warmup * steps),
                              num_training_steps=steps)  # fmt: skip
-    vocab = int(backbone.config.vocab_size)
+    head, chunk_bytes = backbone.lm_head, int(hp.loss_chunk_bytes)
     backbone.train()
     losses, epoch = [], 0
     while len(losses) < steps:
@@ -107,8 +107,9 @@ def plain_run(cfg, datamodule, steps: int, compile: bool = False) -> tuple[float
         for batch in loader:
             if not losses:
                 torch.manual_seed(seed)  # as the recarena side: after the loader's iterator drew its seed
-            logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            loss = F.cross_entropy(logits.reshape(-1, vocab), batch["labels"].reshape(-1), ignore_index=-100)
+            hidden = transformer(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
+            keep = batch["labels"] != -100
+            loss = chunked_cross_entropy(hidden[keep], batch["labels"][keep], head.weight, head.bias, chunk_bytes)
             loss.backward()
             optimizer.step()
             schedule.step()
@@ -167,10 +168,13 @@ def main(argv: list[str] | None = None) -> int:
             times["recarena test"].append(test)
             times["plain test"].append(plain_test)
             same_loss = float(np.max(np.abs(np.subtract(losses, plain_losses))))
-            same_top = float((top[:, : plain_top.shape[1]] == plain_top).all(dim=1).float().mean())
+            ours = top[:, : plain_top.shape[1]]
+            same_top = float((ours == plain_top).all(dim=1).float().mean())
+            same_set = float((ours.sort(dim=1).values == plain_top.sort(dim=1).values).all(dim=1).float().mean())
             print(f"repeat {repeat}: fit {fit:.1f} s vs {plain_fit:.1f} s, test {test:.1f} s vs {plain_test:.1f} s; "
                   f"{len(losses)} steps, max |Δ loss| {same_loss:.2e}, identical top-{plain_top.shape[1]} rows "
-                  f"{same_top:.4f} of {len(top)} users", flush=True)  # fmt: skip
+                  f"{same_top:.4f}, identical top-{plain_top.shape[1]} sets {same_set:.4f} of {len(top)} users",
+                  flush=True)  # fmt: skip
     median = {name: statistics.median(values) for name, values in times.items()}
     compiled = " (plain loops through torch.compile)" if args.compile else ""
     print(f"\n{args.model} at {args.scale} size, {args.steps} steps, median of {args.repeats}{compiled}:")
