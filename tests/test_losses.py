@@ -31,6 +31,9 @@ def test_chunked_cross_entropy_equals_the_full_loss_and_its_gradients(with_bias)
         assert chunked.item() == pytest.approx(full.item(), abs=1e-6)
         for a, b in zip(full_grads, chunked_grads, strict=True):
             torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    with torch.no_grad():  # no gradients asked for: the value alone
+        value = chunked_cross_entropy(hidden[keep], labels[keep], head.weight, head.bias, 4 * vocab * 5)
+    assert value.item() == pytest.approx(full.item(), abs=1e-6)
 
 
 def test_sampled_softmax_with_every_item_as_negative_is_the_full_softmax_over_items():
