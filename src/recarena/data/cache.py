@@ -22,9 +22,9 @@ from recarena.data.preprocess import Preprocessed
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when reading or preprocessing changes what a source yields
+CACHE_VERSION = 2  # bump when reading or preprocessing changes what a source yields
 PATH_KEYS = ("path", "meta_path", "items_path", "users_path")  # source options that name input files
-_TABLES = ("interactions", "user_ids", "item_ids", "items", "users")
+_TABLES = ("interactions", "user_ids", "item_ids", "items", "users", "trust")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class Processed:
     origin: str
     timestamps: bool
     notes: tuple[str, ...] = ()  # the repairs preprocessing logged (dropped rows...), repeated on every cache hit
+    trust: pl.DataFrame | None = None  # the source's user → user links (user, trustee, weight), raw ids
 
 
 def input_files(options: Mapping[str, Any], default: Path | None = None) -> list[Path]:
@@ -90,7 +91,10 @@ def read_cached(folder: Path) -> Processed | None:
             counts={k: int(v) for k, v in meta["counts"].items()},
         )
         notes = tuple(str(n) for n in meta.get("notes", []))
-        return Processed(pre, tables.get("items"), tables.get("users"), meta["origin"], bool(meta["timestamps"]), notes)
+        return Processed(
+            pre, tables.get("items"), tables.get("users"), meta["origin"], bool(meta["timestamps"]), notes,
+            tables.get("trust"),
+        )
     except (OSError, ValueError, KeyError, TypeError, pl.exceptions.PolarsError) as error:
         log.warning(
             "processed-data cache %s is unreadable (%s: %s): rebuilding it", folder, type(error).__name__, error
@@ -112,6 +116,7 @@ def write_cached(folder: Path, processed: Processed, described: Mapping[str, Any
             "item_ids": pl.DataFrame({"id": pre.item_ids}),
             "items": processed.items,
             "users": processed.users,
+            "trust": processed.trust,
         }
         rows = {}
         for name in _TABLES:

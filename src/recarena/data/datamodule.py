@@ -80,9 +80,14 @@ class RecDataModule(pl_lightning.LightningDataModule):
         self.timing: dict[str, float] = {}  # load_seconds (read + preprocess), split_seconds (split + CSR build)
 
     def prepare_data(self) -> None:
-        """Download once (rank 0 only under DDP): only the default MovieLens source fetches anything."""
-        if self.source == "ml100k" and self.source_options.get("path") is None:
-            sources.fetch_ml100k(self.data_dir)
+        """Download once (rank 0 only under DDP): the sources fetched from a pinned archive, unless `data.path`."""
+        self.fetched_folder()
+
+    def fetched_folder(self) -> Path | None:
+        """The hash-checked folder of a fetched source (fetching it first if needed); None when the data is local."""
+        if self.source in sources.FETCHERS and self.source_options.get("path") is None:
+            return sources.FETCHERS[self.source](self.data_dir)
+        return None
 
     def setup(self, stage: str | None = None) -> None:
         if self.data is None:
@@ -101,7 +106,7 @@ class RecDataModule(pl_lightning.LightningDataModule):
             counts[label] = int((frame["part"] == part).sum())
         log.info("%s split: %s", self.name, counts)
         data = Interactions.build(
-            frame, pre.user_ids, pre.item_ids, processed.items, processed.users, counts, self.name
+            frame, pre.user_ids, pre.item_ids, processed.items, processed.users, counts, self.name, processed.trust
         )
         data.max_users, data.sample_seed = self.max_users, self.seed
         if self.events:
@@ -123,8 +128,7 @@ class RecDataModule(pl_lightning.LightningDataModule):
         }
         folder = None
         if self.cache:
-            default = self.data_dir / "ml-100k" if self.source == "ml100k" else None  # the fetched MovieLens files
-            files = input_files(options, default)
+            files = input_files(options, self.fetched_folder())
             folder = cache_folder(self.data_dir, self.source, cache_key(self.source, options, settings, files))
             hit = read_cached(folder)
             if hit is not None:
@@ -140,7 +144,9 @@ class RecDataModule(pl_lightning.LightningDataModule):
             interactions = interactions.with_columns(timestamp=pl.lit(0.0, dtype=pl.Float64))
         with Notes("recarena.data.preprocess") as notes:
             pre = preprocess(interactions, origin=raw.origin, **settings)
-        processed = Processed(pre, raw.items, raw.users, raw.origin, raw.timestamps, tuple(notes.messages))
+        processed = Processed(
+            pre, raw.items, raw.users, raw.origin, raw.timestamps, tuple(notes.messages), raw.trust
+        )
         if folder is not None:
             write_cached(folder, processed, {"source": self.source, "options": options, "settings": settings})
             log.info("processed data cached in %s", folder)

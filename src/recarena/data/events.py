@@ -87,7 +87,9 @@ def fold_events(data: Interactions, events: pl.DataFrame, origin: str = "events"
         pl.lit(TRAIN, dtype=schema["part"]).alias("part"),
     )  # fmt: skip
     frame = pl.concat([data.frame, rows.cast(data.frame.schema)]).sort(["u", "ts", "pos"])
-    folded = Interactions.build(frame, user_ids, data.item_ids, data.items, data.users, data.counts, data.name)
+    folded = Interactions.build(
+        frame, user_ids, data.item_ids, data.items, data.users, data.counts, data.name, data.trust
+    )
     folded.max_users, folded.sample_seed = data.max_users, data.sample_seed
     folded.counts["events_kept"] = events.height
     log.info("%s: %s", origin, counts)

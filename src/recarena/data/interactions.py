@@ -68,7 +68,8 @@ class Interactions:
     name: str = "data"
     max_users: int | None = None  # eval.max_users: a seeded sample of each stage's evaluated users (PROTOCOL §6)
     sample_seed: int = 0
-    _seq_cache: dict = field(default_factory=dict, repr=False, compare=False)
+    trust: pl.DataFrame | None = None  # user, trustee (raw ids), weight: the source's directed user → user links
+    _derived: dict = field(default_factory=dict, repr=False, compare=False)  # sequences and matrices built once
 
     @classmethod
     def build(
@@ -80,6 +81,7 @@ class Interactions:
         users: pl.DataFrame | None = None,
         counts: dict[str, int] | None = None,
         name: str = "data",
+        trust: pl.DataFrame | None = None,
     ) -> Interactions:
         """Assemble from a split frame (with `part`) and the id maps; align feature tables to indices."""
         n_users, n_items = len(user_ids), len(item_ids)
@@ -95,6 +97,7 @@ class Interactions:
             users=_align(users, "user", user_ids),
             counts=dict(counts or {}),
             name=name,
+            trust=trust,
         )
 
     @property
@@ -110,7 +113,9 @@ class Interactions:
         frame = self.frame.with_columns(
             pl.when(pl.col("part") == VALID).then(TRAIN).otherwise(pl.col("part")).cast(pl.Int8).alias("part")
         )
-        refit = Interactions.build(frame, self.user_ids, self.item_ids, self.items, self.users, self.counts, self.name)
+        refit = Interactions.build(
+            frame, self.user_ids, self.item_ids, self.items, self.users, self.counts, self.name, self.trust
+        )
         refit.max_users, refit.sample_seed = self.max_users, self.sample_seed
         return refit
 
@@ -138,9 +143,32 @@ class Interactions:
         """Time-ordered histories: train only (for training and validation) or train + valid (for test)."""
         parts = [TRAIN] if stage in ("train", "val") else [TRAIN, VALID]
         key = tuple(parts)
-        if key not in self._seq_cache:
-            self._seq_cache[key] = Sequences.from_frame(self.frame.filter(pl.col("part").is_in(parts)), self.n_users)
-        return self._seq_cache[key]
+        if key not in self._derived:
+            self._derived[key] = Sequences.from_frame(self.frame.filter(pl.col("part").is_in(parts)), self.n_users)
+        return self._derived[key]
+
+    def trust_matrix(self) -> sp.csr_matrix | None:
+        """The trust links as a users × users CSR (row: who trusts, column: whom; the link's weight), over the
+        users kept by preprocessing (a link to or from a dropped user is left out); None when the data has none."""
+        if self.trust is None:
+            return None
+        if "trust" not in self._derived:
+            index = pl.DataFrame({"id": pl.Series(self.user_ids), "k": np.arange(self.n_users, dtype=np.int64)})
+            ids = index["id"].dtype
+            links = (
+                self.trust.with_columns(pl.col("user", "trustee").cast(ids, strict=False))
+                .join(index.rename({"id": "user", "k": "row"}), on="user", how="inner")
+                .join(index.rename({"id": "trustee", "k": "col"}), on="trustee", how="inner")
+                .filter(pl.col("row") != pl.col("col"))
+                .unique(["row", "col"], keep="first", maintain_order=True)
+            )
+            weights = links["weight"].cast(pl.Float32).fill_null(1.0).to_numpy()
+            matrix = sp.csr_matrix(
+                (weights, (links["row"].to_numpy(), links["col"].to_numpy())), shape=(self.n_users, self.n_users)
+            )
+            matrix.sort_indices()
+            self._derived["trust"] = matrix
+        return self._derived["trust"]
 
     def popularity(self) -> np.ndarray:
         """Train interaction count of each item."""

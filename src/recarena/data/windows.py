@@ -58,6 +58,8 @@ def window_data(data: Interactions, window: Window) -> Interactions:
     frame = data.frame.filter(pl.col("ts") < window.end).with_columns(
         pl.when(pl.col("ts") < window.start).then(TRAIN).otherwise(TEST).cast(data.frame.schema["part"]).alias("part")
     )
-    part = Interactions.build(frame, data.user_ids, data.item_ids, data.items, data.users, data.counts, data.name)
+    part = Interactions.build(
+        frame, data.user_ids, data.item_ids, data.items, data.users, data.counts, data.name, data.trust
+    )
     part.max_users, part.sample_seed = data.max_users, data.sample_seed
     return part

@@ -33,7 +33,9 @@ def check_update(steps: int, lr_scale: float, prefix: str = "") -> None:
 def users_subset(data: Interactions, users: np.ndarray) -> Interactions:
     """The same data (ids, indices, features) holding only `users`' interactions: what a fine-tune trains on."""
     frame = data.frame.filter(pl.col("u").is_in(np.asarray(users, dtype=np.int64).tolist()))
-    return Interactions.build(frame, data.user_ids, data.item_ids, data.items, data.users, data.counts, data.name)
+    return Interactions.build(
+        frame, data.user_ids, data.item_ids, data.items, data.users, data.counts, data.name, data.trust
+    )
 
 
 def load_weights(model, data: Interactions, checkpoint: str | Path) -> None:

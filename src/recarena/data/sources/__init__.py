@@ -31,6 +31,11 @@ LOADERS: dict[str, Callable[..., RawData]] = {
     "amazon": load_amazon,
     "lastfm": load_lastfm,
 }
+# Sources fetched from a pinned archive when `data.path` is not given: source → fetch(data_dir) → the folder that
+# holds the hash-checked files (run once per machine in prepare_data; the processed-data cache hashes that folder).
+FETCHERS: dict[str, Callable[[Path], Path]] = {
+    "ml100k": fetch_ml100k,
+}
 # Keys of the data config that belong to preprocessing, the datamodule or the run, not to the reader.
 NOT_FOR_READERS = {
     "source", "name", "_target_", "min_rating", "min_user_interactions", "min_item_interactions", "data_dir",
@@ -66,6 +71,7 @@ def reader_options(cfg: Mapping[str, Any], data_dir: Path) -> dict[str, Any]:
 
 __all__ = [
     "RawData",
+    "FETCHERS",
     "fetch_ml100k",
     "load_ml100k",
     "load_atomic",

@@ -32,6 +32,7 @@ class RawData:
     users: pl.DataFrame | None  # `user` + feature columns
     origin: str  # file or folder it came from, for messages
     timestamps: bool = True  # False: the source records no time (Last.fm plays); only untimed splits apply
+    trust: pl.DataFrame | None = None  # user, trustee (raw ids), weight: directed user → user links (social data)
 
 
 def read_delimited(

@@ -75,6 +75,9 @@ def _check_synthetic(**args: float) -> None:
     for name in ("cold_items", "cluster_affinity"):
         if not 0.0 <= args[name] <= 1.0:
             raise DataError(f"data.{name}={args[name]!r}: must be a fraction in [0, 1]")
+    links = args.get("trust_links", 0)
+    if isinstance(links, bool) or int(links) != links or links < 0:
+        raise DataError(f"data.trust_links={links!r}: must be a non-negative integer")
     if not 0.0 <= args["popularity_skew"] < math.inf:
         raise DataError(f"data.popularity_skew={args['popularity_skew']!r}: must be >= 0")
 
@@ -298,6 +301,25 @@ def _cold_items(n_items: int, cold_items: float, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_items, round(cold_items * n_items), replace=False))
 
 
+def _trust_links(n_links: int, home: np.ndarray, seed: int) -> pl.DataFrame | None:
+    """`n_links` distinct directed user → user links, 80% inside the truster's home cluster (own random stream)."""
+    if n_links <= 0:
+        return None
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(8)[7])
+    n_users = len(home)
+    truster = rng.integers(0, n_users, 2 * n_links)
+    same = rng.random(2 * n_links) < 0.8
+    members = np.argsort(home, kind="stable")  # users grouped by home cluster
+    sizes = np.bincount(home, minlength=int(home.max()) + 1)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    cluster = home[truster]
+    peers = members[starts[cluster] + (rng.random(2 * n_links) * sizes[cluster]).astype(np.int64)]
+    trustee = np.where(same, peers, rng.integers(0, n_users, 2 * n_links))
+    links = pl.DataFrame({"user": truster.astype(np.int64), "trustee": trustee.astype(np.int64)})
+    links = links.filter(pl.col("user") != pl.col("trustee")).unique(maintain_order=True).head(n_links)
+    return links.with_columns(weight=pl.lit(1.0))
+
+
 def make_synthetic(
     n_users: int,
     n_items: int,
@@ -307,16 +329,19 @@ def make_synthetic(
     popularity_skew: float = 1.0,
     cold_items: float = 0.0,
     cluster_affinity: float = 0.8,
+    trust_links: int = 0,
 ) -> RawData:
     """Seeded clustered interactions with popularity skew, per-user time order and cluster-worded item text.
 
     Fully vectorised (ML-20M size in seconds). Each user has a home cluster; each interaction comes from it
     with probability `cluster_affinity`, else from anywhere, Zipf-weighted (`popularity_skew`) in the pool.
-    A `cold_items` share of items is "new": their interactions are each user's latest.
+    A `cold_items` share of items is "new": their interactions are each user's latest. With `trust_links` > 0,
+    a social graph of that many directed links, mostly between users of one home cluster (`RawData.trust`).
     """
     _check_synthetic(
         n_users=n_users, n_items=n_items, n_interactions=n_interactions, n_clusters=n_clusters,
         popularity_skew=popularity_skew, cold_items=cold_items, cluster_affinity=cluster_affinity,
+        trust_links=trust_links,
     )  # fmt: skip
     n_users, n_items, n_interactions = int(n_users), int(n_items), int(n_interactions)
     n_clusters = min(int(n_clusters), n_items)
@@ -351,4 +376,5 @@ def make_synthetic(
     origin = f"synthetic(n_users={n_users}, n_items={n_items}, n_interactions={n_interactions}, seed={seed})"
     items_table = _synthetic_items(rng_feat, item_cluster, n_clusters)
     users_table = _synthetic_users(rng_feat, home, n_clusters)
-    return RawData("synthetic", inter, items_table, users_table, origin)
+    trust = _trust_links(int(trust_links), home, seed)
+    return RawData("synthetic", inter, items_table, users_table, origin, trust=trust)
