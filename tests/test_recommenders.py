@@ -14,12 +14,14 @@ from recarena.models.recommenders.ease import EASE
 from recarena.models.recommenders.knn import ItemKNN, UserKNN
 from recarena.models.recommenders.mf import MatrixFactorization
 from recarena.models.recommenders.pop import Popularity
+from recarena.models.recommenders.trust import TrustKNN
 
 FACTORIES = {
     "pop": Popularity,
     "itemcf": lambda: ItemKNN(k=20),
     "ease": lambda: EASE(lam=50.0),
     "usercf": lambda: UserKNN(k=20),
+    "trust": lambda: TrustKNN(k=20, beta=0.5, depth=2),
     "als": lambda: MatrixFactorization(
         implicit.als.AlternatingLeastSquares(factors=8, iterations=3, random_state=0, use_gpu=False)
     ),
@@ -31,7 +33,8 @@ FACTORIES = {
 
 @pytest.fixture(scope="module")
 def data():
-    dm = RecDataModule(source="synthetic", split=temporal_ratio, n_users=120, n_items=80, n_interactions=2400, seed=3)
+    dm = RecDataModule(source="synthetic", split=temporal_ratio, n_users=120, n_items=80, n_interactions=2400, seed=3,
+                       trust_links=300)
     dm.setup()
     return dm.data
 
