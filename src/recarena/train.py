@@ -18,6 +18,7 @@ from recarena.reporting.samples import log_recommendation_samples
 from recarena.utils import resolvers  # noqa: F401  (registers ${pid:})
 from recarena.utils.compose import CONFIG_DIR
 from recarena.utils.instantiate import build, build_all
+from recarena.utils.memory import reset_peak_rss
 from recarena.utils.wandb_logger import finish_wandb
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ def train(cfg: DictConfig) -> dict[str, dict[str, float]]:
         replay(cfg)
         return {}
     check_config(cfg)  # cheap config errors before any data is read
+    reset_peak_rss()  # this run's peak memory, not an earlier job's in the same launcher worker
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build(cfg.data, "data")
     if os.environ.get("LOCAL_RANK", "0") == "0":  # data errors before a model, logger or W&B run exists
