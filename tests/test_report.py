@@ -76,7 +76,7 @@ def test_multirun_end_writes_the_report_and_its_numbers_are_the_means_of_the_job
                  plot in ("recall_vs_coverage", "metrics_at_k", "cold_vs_warm", "pairwise"))):  # fmt: skip
         assert (sweep / name).stat().st_size > 0, name
     table = pl.read_csv(sweep / "leaderboard.csv")
-    assert sorted(table["model"]) == ["itemcf", "pop"]
+    assert sorted(table["model"]) == ["itemcf", "pop"] and set(table["data"]) == {"synthetic"}  # the dataset's name
     jobs = {"pop": ["0-pop", "1-pop"], "itemcf": ["2-itemcf", "3-itemcf"]}
     for model, folders in jobs.items():
         row = table.filter(pl.col("model") == model).row(0, named=True)
@@ -88,6 +88,8 @@ def test_multirun_end_writes_the_report_and_its_numbers_are_the_means_of_the_job
             assert row[f"{key}_std"] == pytest.approx(np.std(values, ddof=1), rel=1e-6, abs=1e-12), key
         seconds = [_metrics(sweep / f)["timing"]["fit_seconds"] for f in folders]
         assert row["fit_s"] == pytest.approx(np.mean(seconds))
+        peaks = [_metrics(sweep / f)["timing"]["peak_rss_mib"] for f in folders]
+        assert row["peak_mib"] == pytest.approx(np.mean(peaks))
     itemcf = table.filter(pl.col("model") == "itemcf").row(0, named=True)
     assert itemcf["recall@10_p_wilcoxon_holm"] is None  # the best model is not tested against itself
     markdown = (sweep / "leaderboard.md").read_text()
@@ -171,7 +173,8 @@ def test_two_splits_give_one_section_each_whose_numbers_are_the_means_of_that_sp
     (report,) = [r for r in offline_runs(sweep) if r.job_type == "report"]
     for split in ("temporal_ratio", "leave_one_out"):
         rows = _table(report, f"leaderboard/{split}")
-        assert len(rows["data"]) == 2 and set(rows["data"][i][0] for i in range(2)) == {split}
+        column = rows["columns"].index("split")  # after `data`
+        assert len(rows["data"]) == 2 and set(rows["data"][i][column] for i in range(2)) == {split}
         assert len(_table(report, f"pairwise/{split}")["data"]) == 4
         assert report.summary[f"plots/{split}/pairwise/_type"] == "image-file"
         assert report.summary[f"best/{split}/ndcg@10"] == "itemcf"

@@ -1,4 +1,5 @@
-"""`python -m recarena.report <sweep folder>`: leaderboard.md/.csv, significance, plots and a W&B report run (for an
+"""`python -m recarena.report <sweep folder>`: leaderboard.md/.csv, significance, plots, the comparison across
+datasets (cross_dataset.md/.csv/_cd.png, for a sweep over several datasets) and a W&B report run (for an
 experiment=replay sweep: replay.md/.csv/.png, ndcg per window, static vs updated)."""
 
 from __future__ import annotations
@@ -46,12 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main_sections(markdown: str) -> str:
-    """Each split's accuracy table and failed jobs, and the ranks across splits (the rest is in the file)."""
+    """Each split's accuracy table and failed jobs, the ranks across splits and the comparison across datasets (the
+    rest is in the file)."""
     keep, out = False, []
     for line in markdown.splitlines():
         if line.startswith("#"):
-            keep = line.startswith(("### Accuracy @", "### Failed jobs", "## Ranks across splits"))
-        if keep or line.startswith(("# ", "## Split:")):
+            keep = line.startswith(("### Accuracy @", "### Failed jobs", "## Ranks across", "## Across datasets"))
+        if keep or line.startswith(("# ", "## Split:", "## Dataset · split:")):
             out.append(line)
     return "\n".join(out)
 

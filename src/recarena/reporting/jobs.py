@@ -1,5 +1,5 @@
-"""The jobs of a sweep folder: each job's config, split, seed, test metrics or error line, and its leaderboard label
-(the model plus the overrides that vary between the jobs of its split)."""
+"""The jobs of a sweep folder: each job's config, dataset, split, seed, test metrics or error line, and its leaderboard
+label (the model plus the overrides that vary between the jobs of its dataset and split)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class Job:
     path: Path
     model: str
     split: str = ""  # hydra.runtime.choices.split ("" when the job folder does not say)
+    data: str = ""  # hydra.runtime.choices.data, else the config's data.name ("" when the job folder does not say)
     seed: int | None = None
     overrides: list[str] = field(default_factory=list)
     config: DictConfig | None = None
@@ -56,21 +57,29 @@ def collect_jobs(sweep_dir: str | Path) -> list[Job]:
         hint = " (a single run's folder: pass the sweep folder above it)" if single else ""
         raise FileNotFoundError(f"{sweep_dir}: no job folders (sub-folders with .hydra/ or metrics.json){hint}")
     jobs = [read_job(p) for p in sorted(folders, key=_job_order)]
-    named = {j.split for j in jobs if j.split}
-    if len(named) == 1:  # a folder without a Hydra record (a job that died early) belongs to the only split
-        for job in jobs:
-            job.split = job.split or next(iter(named))
-    for members in by_split(jobs).values():
+    for attribute in ("split", "data"):
+        named = {getattr(j, attribute) for j in jobs if getattr(j, attribute)}
+        if len(named) == 1:  # a folder without a Hydra record (a job that died early) belongs to the only split/data
+            for job in jobs:
+                setattr(job, attribute, getattr(job, attribute) or next(iter(named)))
+    for members in by_data_split(jobs).values():
         assign_labels(members)
     return jobs
 
 
-def by_split(jobs: list[Job]) -> dict[str, list[Job]]:
-    """Jobs grouped by split, in the order the splits first appear."""
-    groups: dict[str, list[Job]] = {}
+
+
+def by_data_split(jobs: list[Job]) -> dict[tuple[str, str], list[Job]]:
+    """Jobs grouped by (dataset, split), in the order the groups first appear: one leaderboard each."""
+    groups: dict[tuple[str, str], list[Job]] = {}
     for job in jobs:
-        groups.setdefault(job.split, []).append(job)
+        groups.setdefault((job.data, job.split), []).append(job)
     return groups
+
+
+def datasets_of(jobs: list[Job]) -> list[str]:
+    """The datasets the jobs name, in the order they first appear ("" for jobs that do not say excepted)."""
+    return list(dict.fromkeys(j.data for j in jobs if j.data))
 
 
 def read_job(path: Path) -> Job:
@@ -81,7 +90,8 @@ def read_job(path: Path) -> Job:
     overrides = [str(o) for o in OmegaConf.load(o_path)] if (o_path := hydra_dir / "overrides.yaml").exists() else []
     seed = config.get("seed") if config is not None else None
     seed = int(seed) if isinstance(seed, int) else None
-    job = Job(path=path, model=model or _folder_model(path), split=split or "", seed=seed, overrides=overrides)
+    data = _choice(path, "data") or _config_data_name(config)
+    job = Job(path, model or _folder_model(path), split=split or "", data=data, seed=seed, overrides=overrides)
     job.config = config
     metrics_file = path / "metrics.json"
     saved = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
@@ -118,7 +128,9 @@ def assign_labels(jobs: list[Job]) -> None:
     varying = [
         k
         for k in keys
-        if k not in ("seed", "model", "split") and not k.startswith("hydra") and len({p.get(k) for p in known}) > 1
+        if k not in ("seed", "model", "split", "data")
+        and not k.startswith("hydra")
+        and len({p.get(k) for p in known}) > 1
     ]
     for job, values in zip(jobs, parsed, strict=True):
         extra = ", ".join(f"{_short(k)}={values[k]}" for k in varying if k in values)
@@ -134,6 +146,14 @@ def _choice(path: Path, group: str) -> str | None:
     return str(choice) if choice else None
 
 
+def _config_data_name(config: DictConfig | None) -> str:
+    """The job config's data.name ("" without a config or a name), for a job whose hydra.yaml names no data choice."""
+    if config is None:
+        return ""
+    name = OmegaConf.select(config, "data.name", default=None, throw_on_resolution_failure=False)
+    return str(name) if isinstance(name, str) and name else ""
+
+
 def _folder_model(path: Path) -> str:
     """The model part of a `<num>-<model>` job folder name (for a folder without a Hydra record)."""
     match = re.fullmatch(r"\d+-(.+)", path.name)
@@ -141,9 +161,13 @@ def _folder_model(path: Path) -> str:
 
 
 def _times(timing: dict[str, float]) -> dict[str, float]:
-    """fit_s: fitting (fit-once) or training time; eval_s: test evaluation time."""
+    """fit_s: fitting (fit-once) or training time; eval_s: test evaluation time; peak_mib: the run's peak RSS."""
     fit = timing.get("fit_seconds", timing.get("train_seconds"))
-    return {"fit_s": float(fit) if fit is not None else math.nan, "eval_s": float(timing.get("test_seconds", math.nan))}
+    return {
+        "fit_s": float(fit) if fit is not None else math.nan,
+        "eval_s": float(timing.get("test_seconds", math.nan)),
+        "peak_mib": float(timing.get("peak_rss_mib", math.nan)),
+    }
 
 
 def _split_override(override: str) -> tuple[str, str]:

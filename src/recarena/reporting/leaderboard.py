@@ -1,5 +1,6 @@
-"""Sweep folder → one leaderboard per split: every job's metrics.json and per-user metrics, mean ± std over seeds,
-paired significance against the best model and between all pairs, and the failed jobs with their error line."""
+"""Sweep folder → one leaderboard per split (per dataset and split when the sweep holds several datasets): every
+job's metrics.json and per-user metrics, mean ± std over seeds, paired significance against the best model and between
+all pairs, and the failed jobs with their error line."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import polars as pl
 from omegaconf import OmegaConf
 
 from recarena.evaluation.stats import Summary, holm, paired_tests, summarize
-from recarena.reporting.jobs import Job, by_split, collect_jobs
+from recarena.reporting.jobs import Job, by_data_split, collect_jobs, datasets_of
 from recarena.reporting.pairwise import Pairwise, pairwise_tests
 from recarena.utils import resolvers  # noqa: F401  (job configs interpolate ${monitor_k:...})
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 ACCURACY = ("recall", "precision", "ndcg", "hit", "coverage")
 BEYOND = ("novelty", "arp", "gini", "ild")
 MAIN = ("recall", "ndcg", "precision")  # metrics tested for significance against the best model
-LOWER_IS_BETTER = ("arp", "gini", "fit_s", "eval_s")
+LOWER_IS_BETTER = ("arp", "gini", "fit_s", "eval_s", "peak_mib")
 SORT_METRIC = "ndcg"  # the metric sweeps optimise (val/ndcg@10); rows are sorted by its test value
 PAIRWISE_METRIC = "ndcg"  # the all-pairs matrix compares per-user ndcg@k
 
@@ -91,10 +92,22 @@ class Leaderboard:
     split: str = ""
     pairwise: Pairwise | None = None  # all pairs on per-user PAIRWISE_METRIC@k
     pairwise_cold: Pairwise | None = None  # the same on the cold users only (train interactions <= cold_threshold)
+    data: str = ""  # the jobs' dataset (hydra.runtime.choices.data)
+    multi_data: bool = False  # the sweep holds several datasets: titles, file names and W&B keys name the dataset
 
     @property
     def title(self) -> str:
-        return self.split or "all jobs"
+        """`split` (a one-dataset sweep) or `data · split`, e.g. "ml1m · leave_one_out"."""
+        if not self.multi_data:
+            return self.split or "all jobs"
+        return f"{self.data or 'unknown data'} · {self.split}" if self.split else self.data or "unknown data"
+
+    @property
+    def key(self) -> str:
+        """The name in file names, plot names and W&B keys: the split, or `<data>_<split>` (several datasets)."""
+        if not self.multi_data:
+            return self.split
+        return "_".join(part for part in (self.data or "unknown", self.split) if part)
 
     def value(self, label: str, key: str) -> Summary | None:
         row = next((r for r in self.rows if r.label == label), None)
@@ -121,18 +134,27 @@ def columns_for(ks: Iterable[int], k: int) -> list[Column]:
     cols += [Column(f"{m}@{k}", "beyond") for m in BEYOND]
     cols += [Column(f"{m}@{k}/{s}", "slices", f"{m}@{k} {s}") for m in ("recall", "ndcg") for s in ("cold", "warm")]
     cols += [Column("fit_s", "time", "fit (s)"), Column("eval_s", "time", "test eval (s)")]
+    cols += [Column("peak_mib", "time", "peak RSS (MiB)")]
     return cols
 
 
 def build_leaderboards(sweep_dir: str | Path, k: int = 10, alpha: float = 0.05) -> list[Leaderboard]:
-    """Read the sweep and compute one leaderboard per split (a sweep over `split=a,b` gets two)."""
+    """Read the sweep and compute one leaderboard per (dataset, split): a sweep over `split=a,b` gets two, one over
+    `data=x,y split=a,b` four."""
     sweep_dir = Path(sweep_dir)
-    groups = by_split(collect_jobs(sweep_dir))
-    return [build_leaderboard(sweep_dir, jobs, split, k, alpha) for split, jobs in groups.items()]
+    jobs = collect_jobs(sweep_dir)
+    multi_data = len(datasets_of(jobs)) > 1
+    boards = []
+    for (data, split), members in by_data_split(jobs).items():
+        board = build_leaderboard(sweep_dir, members, split, k, alpha)
+        board.data, board.multi_data = data, multi_data
+        boards.append(board)
+    return boards
 
 
 def build_leaderboard(sweep_dir: Path, jobs: list[Job], split: str, k: int = 10, alpha: float = 0.05) -> Leaderboard:
-    """One split's table, paired tests against the best model, all-pairs matrix and failure list."""
+    """One split's (or one dataset and split's) table, paired tests against the best model, all-pairs matrix and
+    failure list."""
     done = [j for j in jobs if j.ok]
     ks = sorted({int(name.split("@")[1]) for j in done for name in j.metrics if re.fullmatch(r"recall@\d+", name)})
     if done and k not in ks:
@@ -227,6 +249,7 @@ def to_frame(board: Leaderboard) -> pl.DataFrame:
     records = []
     for rank, row in enumerate(board.rows, start=1):
         record: dict[str, Any] = {
+            "data": board.data,  # the dataset (hydra.runtime.choices.data)
             "split": board.split,
             "rank": rank,  # by test SORT_METRIC@k within the split
             "model": row.label,
@@ -252,9 +275,9 @@ def to_frame(board: Leaderboard) -> pl.DataFrame:
 
 
 def frame_of(boards: list[Leaderboard]) -> pl.DataFrame:
-    """Every split's rows in one frame (the `split` column says which)."""
+    """Every board's rows in one frame (the `data` and `split` columns say which)."""
     frames = [to_frame(b) for b in boards if b.rows]
-    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame({"split": [], "model": []})
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame({"data": [], "split": [], "model": []})
 
 
 def _eval_users(row: Row) -> str:

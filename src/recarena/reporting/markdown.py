@@ -1,11 +1,14 @@
-"""The markdown report of a sweep: a section per split (tables, significance against the best model, the all-pairs
-matrix, plots), the models' ranks across splits, and the failed jobs."""
+"""The markdown report of a sweep: a section per split, or per dataset and split (tables, significance against the
+best model, the all-pairs matrix, plots), the models' ranks across splits, the comparison across datasets (Friedman,
+Nemenyi) when the sweep holds several, and the failed jobs."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+from recarena.reporting import cross_dataset
+from recarena.reporting.cross_dataset import CrossDataset
 from recarena.reporting.leaderboard import SORT_METRIC, Column, Leaderboard, Row, slice_users
 from recarena.reporting.pairwise import markdown_matrix
 
@@ -16,6 +19,8 @@ def _fmt(key: str, value: float) -> str:
     name = key.split("@")[0]
     if name in ("fit_s", "eval_s"):
         return f"{value:.3g}"
+    if name == "peak_mib":
+        return f"{value:.0f}"
     if name in ("arp", "novelty"):
         return f"{value:.2f}"
     return f"{value:.4f}"
@@ -51,16 +56,20 @@ def _p(value: float) -> str:
     return "n/a" if math.isnan(value) else (f"{value:.2e}" if value < 1e-3 else f"{value:.3f}")
 
 
-def to_markdown(boards: list[Leaderboard], plots: dict[str, Path] | None = None) -> str:
-    """The human-readable report: the legend, ranks across splits, then one section per split."""
+def to_markdown(
+    boards: list[Leaderboard], plots: dict[str, Path] | None = None, across: CrossDataset | None = None
+) -> str:
+    """The human-readable report: the legend, ranks across splits, the comparison across datasets (`across`, when the
+    sweep holds several), then one section per split (per dataset and split)."""
     plots = plots or {}
     first = boards[0]
     n_jobs = sum(len(r.jobs) for b in boards for r in b.rows)
     splits = ", ".join(f"{b.title} ({_count(len(b.rows), 'model')})" for b in boards)
+    noun = "dataset · split leaderboard" if first.multi_data else "split"
     lines = [
         f"# Leaderboard: {first.sweep_dir.name}",
         "",
-        f"{_count(n_jobs, 'finished job')} on {_count(len(boards), 'split')}: {splits}; "
+        f"{_count(n_jobs, 'finished job')} on {_count(len(boards), noun)}: {splits}; "
         f"{sum(len(b.failed) for b in boards)} failed. Test stage; each cell is the mean ± std over seeds (sample "
         "std; one seed shows the mean only). Best per column in **bold** (highest; lowest for ARP, Gini and times). "
         f"Rows sorted by {SORT_METRIC}@{first.k}.",
@@ -69,9 +78,10 @@ def to_markdown(boards: list[Leaderboard], plots: dict[str, Path] | None = None)
         *[line for b in boards for line in _sampled_lines(b)],
         "",
         *_rank_lines(boards, plots),
+        *_across_lines(across, plots),
     ]
     for board in boards:
-        prefix = f"{board.split}/"
+        prefix = f"{board.key}/"
         lines += _split_lines(board, {n[len(prefix) :]: p for n, p in plots.items() if n.startswith(prefix)})
     return "\n".join(lines).rstrip() + "\n"
 
@@ -84,7 +94,7 @@ def _split_lines(board: Leaderboard, plots: dict[str, Path]) -> list[str]:
     users = slice_users(board)
     counts = ", ".join(f"{name} {n} users" for name, n in users.items())
     lines = [
-        f"## Split: {board.title}",
+        f"## {'Dataset · split' if board.multi_data else 'Split'}: {board.title}",
         "",
         f"{_count(sum(len(r.jobs) for r in board.rows), 'finished job')}, {_count(len(board.rows), 'model')}, "
         f"{len(board.failed)} failed.",
@@ -127,11 +137,12 @@ def _rank_lines(boards: list[Leaderboard], plots: dict[str, Path]) -> list[str]:
         return []
     k = boards[0].k
     labels = list(dict.fromkeys(r.label for b in boards for r in b.rows))
-    ranks = {b.split: {r.label: i for i, r in enumerate(b.rows, start=1)} for b in boards}
+    ranks = {b.key: {r.label: i for i, r in enumerate(b.rows, start=1)} for b in boards}
     head = ["model", *(f"rank on {b.title} ({SORT_METRIC}@{k})" for b in boards)]
+    what = "dataset and split" if boards[0].multi_data else "split"
     lines = [
-        "## Ranks across splits",
-        f"Rank 1 = highest test {SORT_METRIC}@{k} on that split; the value in brackets.",
+        "## Ranks across datasets and splits" if boards[0].multi_data else "## Ranks across splits",
+        f"Rank 1 = highest test {SORT_METRIC}@{k} on that {what}; the value in brackets.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---"] * len(head)) + "|",
@@ -139,13 +150,26 @@ def _rank_lines(boards: list[Leaderboard], plots: dict[str, Path]) -> list[str]:
     for label in labels:
         cells = []
         for b in boards:
-            rank = ranks[b.split].get(label)
+            rank = ranks[b.key].get(label)
             value = b.value(label, f"{SORT_METRIC}@{k}")
             cells.append(f"{rank} ({value.mean:.4f})" if rank is not None and value is not None else "—")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if "ranks_across_splits" in plots:
         lines += ["", f"![ranks_across_splits]({plots['ranks_across_splits'].name})"]
     return [*lines, ""]
+
+
+def _across_lines(across: CrossDataset | None, plots: dict[str, Path]) -> list[str]:
+    """The "Across datasets" section (models × datasets ranks, Friedman, Iman–Davenport, Nemenyi CD, the diagram)."""
+    if across is None:
+        return []
+    files = "cross_dataset.md, cross_dataset.csv" + (", cross_dataset_cd.png" if cross_dataset.CD_PLOT in plots else "")
+    return [
+        "## Across datasets",
+        f"The models compared over the sweep's datasets (also in {files}).",
+        "",
+        *cross_dataset.markdown_lines(across, plots.get(cross_dataset.CD_PLOT)),
+    ]
 
 
 def _pairwise_lines(board: Leaderboard) -> list[str]:
@@ -162,7 +186,7 @@ def _pairwise_lines(board: Leaderboard) -> list[str]:
                 else []
             ),  # fmt: skip
             f"Δ = row − column (mean per-user test {pairwise.metric}), p = paired Wilcoxon, Holm-adjusted over all "
-            f"{n_pairs} pairs (the t-test's are in pairwise_{board.split or 'all'}.csv); ▲ / ▼ = the row model is "
+            f"{n_pairs} pairs (the t-test's are in pairwise_{board.key or 'all'}.csv); ▲ / ▼ = the row model is "
             f"significantly above / below the column model (p < {board.alpha}).",
             "",
             *markdown_matrix(pairwise, board.alpha),

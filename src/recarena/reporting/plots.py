@@ -334,10 +334,11 @@ def pairwise_heatmap(board: Leaderboard, path: Path) -> Path:
 
 
 def plot_report(board: Leaderboard) -> dict[str, Path]:
-    """Write one split's report plots into the sweep folder (`<plot>_<split>.png`); none when no job finished."""
+    """Write one board's report plots into the sweep folder (`<plot>_<split>.png`, `<plot>_<data>_<split>.png` when
+    the sweep holds several datasets); none when no job finished."""
     if not board.rows or math.isnan(board.rows[0].stats[f"recall@{board.k}"].mean):
         return {}
-    out, suffix = board.sweep_dir, f"_{board.split}" if board.split else ""
+    out, suffix = board.sweep_dir, f"_{board.key}" if board.key else ""
     plots = {
         "recall_vs_coverage": recall_vs_coverage(board, out / f"recall_vs_coverage{suffix}.png"),
         "metrics_at_k": metrics_bars(board, out / f"metrics_at_k{suffix}.png"),
