@@ -10,7 +10,7 @@ from recarena.data.datamodule import RecDataModule
 from recarena.data.splits import temporal_ratio
 from recarena.errors import ConfigError
 from recarena.text.encoders import HFEncoder, MiniLMEncoder, TfidfEncoder, minilm_path
-from recarena.text.item_text import item_texts, render, user_texts
+from recarena.text.item_text import default_item_template, item_texts, render, user_texts
 
 TITLES = [
     "Toy Story (1995). Genres: Animation, Children's, Comedy",
@@ -130,6 +130,18 @@ def test_movielens_style_text_skips_missing_fields():
         "24-year-old male technician",
         "female writer",
         "53-year-old",
+    ]
+
+
+def test_book_tables_get_the_book_template():
+    books = pl.DataFrame(
+        {"item": ["0195153448", "080652121X"], "title": ["Classical Mythology", "Rites"],
+         "author": ["Mark P. O. Morford", None], "year": [2002, None], "publisher": ["Oxford University Press", None]}
+    )  # fmt: skip
+    template = default_item_template(books.columns)
+    assert render(books, template, "item_template") == [
+        "Classical Mythology by Mark P. O. Morford (2002). Publisher: Oxford University Press",
+        "Rites",
     ]
 
 

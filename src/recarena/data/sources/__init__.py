@@ -14,8 +14,12 @@ from typing import Any
 
 from recarena.data.sources.amazon import load_amazon
 from recarena.data.sources.atomic import load_atomic
+from recarena.data.sources.bookcrossing import fetch_bookcrossing, load_bookcrossing
 from recarena.data.sources.columns import RawData
+from recarena.data.sources.filmtrust import fetch_filmtrust, load_filmtrust
+from recarena.data.sources.instacart import fetch_instacart, load_instacart
 from recarena.data.sources.lastfm import load_lastfm
+from recarena.data.sources.ml1m import fetch_ml1m, load_ml1m
 from recarena.data.sources.movielens import fetch_ml100k, load_ml100k
 from recarena.data.sources.synthetic import make_synthetic
 from recarena.data.sources.table import load_table
@@ -30,11 +34,19 @@ LOADERS: dict[str, Callable[..., RawData]] = {
     "synthetic": make_synthetic,
     "amazon": load_amazon,
     "lastfm": load_lastfm,
+    "ml1m": load_ml1m,
+    "bookcrossing": load_bookcrossing,
+    "instacart": load_instacart,
+    "filmtrust": load_filmtrust,
 }
 # Sources fetched from a pinned archive when `data.path` is not given: source → fetch(data_dir) → the folder that
 # holds the hash-checked files (run once per machine in prepare_data; the processed-data cache hashes that folder).
 FETCHERS: dict[str, Callable[[Path], Path]] = {
     "ml100k": fetch_ml100k,
+    "ml1m": fetch_ml1m,
+    "bookcrossing": fetch_bookcrossing,
+    "instacart": fetch_instacart,
+    "filmtrust": fetch_filmtrust,
 }
 # Keys of the data config that belong to preprocessing, the datamodule or the run, not to the reader.
 NOT_FOR_READERS = {
@@ -79,6 +91,14 @@ __all__ = [
     "make_synthetic",
     "load_amazon",
     "load_lastfm",
+    "fetch_ml1m",
+    "load_ml1m",
+    "fetch_bookcrossing",
+    "load_bookcrossing",
+    "fetch_instacart",
+    "load_instacart",
+    "fetch_filmtrust",
+    "load_filmtrust",
     "load_source",
     "reader_options",
 ]
