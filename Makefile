@@ -10,7 +10,7 @@ RUN_ARGS ?=
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup run test test-slow lint bench clean-venv
+.PHONY: setup run suite test test-slow lint bench clean-venv
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,6 +22,10 @@ setup: $(VENV)/.installed
 
 run: setup
 	$(PY) -m recarena.train --multirun experiment=compare_families $(RUN_ARGS)
+
+# the benchmark suite: every family on ML-1M, Book-Crossing, Instacart, ml100k and FilmTrust (docs/benchmark-suite.md)
+suite: setup
+	$(PY) -m recarena.train --multirun experiment=benchmark_suite $(RUN_ARGS)
 
 test: setup
 	$(PY) -m pytest

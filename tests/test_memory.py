@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from recarena.utils.memory import peak_rss_mib, reset_peak_rss
+from recarena.utils.memory import peak_rss_mib, reset_peak_rss, run_memory
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the resettable high-water mark is Linux's")
@@ -19,3 +19,5 @@ def test_peak_rss_is_reset_between_runs():
     assert grown - before >= 35
     reset_peak_rss()
     assert peak_rss_mib() < grown - 30  # the earlier peak no longer counts
+    held = run_memory()
+    assert 0 < held["rss_at_start_mib"] <= held["peak_rss_mib"]

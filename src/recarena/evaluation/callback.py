@@ -17,7 +17,7 @@ from recarena.errors import ConfigError
 from recarena.evaluation import metrics as M
 from recarena.topk import TopK
 from recarena.utils.io import write_json, write_parquet
-from recarena.utils.memory import peak_rss_mib
+from recarena.utils.memory import run_memory
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ class RecEvalCallback(pl_lightning.Callback):
         timing = {**getattr(trainer.datamodule, "timing", {}), **self.timing}  # data stages, then train/val/test
         if hasattr(module, "fit_seconds"):
             timing["fit_seconds"] = float(module.fit_seconds)
-        timing["peak_rss_mib"] = peak_rss_mib()  # since the run started (recarena.train resets the mark)
+        timing.update(run_memory())  # peak since the run started (recarena.train resets the mark)
         data = self._data(trainer)
         sampling = {
             "eval_max_users": data.max_users,
