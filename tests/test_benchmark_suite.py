@@ -19,7 +19,7 @@ SUITE = ROOT / "conf" / "experiment" / "benchmark_suite.yaml"
 UNTIMED = {"bookcrossing", "filmtrust"}  # sources whose files record no time
 WITH_TRUST = {"filmtrust"}
 TEXTLESS = {"instacart", "filmtrust"}  # items are ids only
-TEXT_FAMILIES = {"content", "content_minilm", "itemcf_text", "hybrid", "hybrid_llm", "llm_dgrs"}
+TEXT_FAMILIES = {"content", "content_minilm", "itemcf_text", "hybrid", "hybrid_llm", "llm_dgrs", "llm_dgrs_budget"}
 
 
 def filtered_sweeper():
