@@ -111,3 +111,12 @@ def test_a_two_dataset_suite_run_ends_in_a_cross_dataset_report(tmp_path: Path):
     across = (sweep / "cross_dataset.md").read_text()
     assert "Friedman" in across and "trust" in across  # trust is named as left out of the test (one dataset only)
     assert (sweep / "cross_dataset_cd.png").is_file()
+
+
+def test_the_published_comparison_runs_both_generative_families_on_three_seeds(tmp_path: Path):
+    params = OmegaConf.load(ROOT / "conf" / "experiment" / "ml1m_published.yaml").hydra.sweeper.params
+    assert params.model.split(",") == ["gpt_dgrs", "bert_dgrs"] and params.seed.split(",") == ["0", "1", "2"]
+    for model in ("gpt_dgrs", "bert_dgrs"):
+        cfg = compose_config(["experiment=ml1m_published", f"model={model}", "seed=1"], tmp_path)
+        assert (cfg.data.name, cfg.hydra.runtime.choices.split) == ("ml1m", "leave_one_out")
+        assert cfg.model.max_len == 200  # the papers' maximum sequence length, from conf/tuned/ml1m_<model>.yaml

@@ -39,3 +39,27 @@ def test_plain_top_k_breaks_ties_by_item_index():
         order = np.stack([np.lexsort((np.arange(len(row)), -row))[:k] for row in scores])
         expected = np.where(np.isneginf(np.take_along_axis(scores, order, axis=1)), -1, order)  # empty slots
         assert np.array_equal(plain.top_k(scores, k), expected), trial
+
+
+def test_published_table_sets_our_seeds_beside_the_papers(tmp_path):
+    """benchmarks.published: mean ± std over seeds of HR@10/NDCG@10 from the job folders, under the published rows."""
+    import json
+
+    from benchmarks import published
+    from omegaconf import OmegaConf
+
+    for n, (model, seed, hit, ndcg) in enumerate([("gpt_dgrs", 0, 0.30, 0.17), ("gpt_dgrs", 1, 0.32, 0.19),
+                                                   ("pop", 0, 0.08, 0.04)]):  # fmt: skip
+        job = tmp_path / f"{n}-{model}"
+        (job / ".hydra").mkdir(parents=True)
+        choices = {"data": "ml1m", "split": "leave_one_out", "model": model}
+        OmegaConf.save({"hydra": {"runtime": {"choices": choices}}}, job / ".hydra" / "hydra.yaml")
+        OmegaConf.save({"seed": seed}, job / ".hydra" / "config.yaml")
+        timing = {"train_seconds": 600.0 * (seed + 1), "peak_rss_mib": 1024.0}
+        (job / "metrics.json").write_text(json.dumps({"test": {"hit@10": hit, "ndcg@10": ndcg}, "timing": timing}))
+    text = published.table(published.ml1m_jobs([tmp_path]))
+    lines = text.splitlines()
+    assert lines[2].startswith("| SASRec+ (full cross-entropy) | 0.3152 | 0.1821 |")
+    # gpt_dgrs: HR 0.31 ± 0.0141 (sample std of 0.30, 0.32), NDCG 0.18 ± 0.0141, train (10 + 20) / 2 = 15 min
+    assert "| **gpt_dgrs** (recarena) | 0.3100 ± 0.0141 | 0.1800 ± 0.0141 | 0 1 | 15.0 | 1.00 |" in text
+    assert lines[-1].startswith("| **pop** (recarena) | 0.0800 | 0.0400 | 0 | 10.0 |")
