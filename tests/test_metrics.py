@@ -1,4 +1,4 @@
-"""PROTOCOL.md §4 metrics against hand-computed values, edge cases included."""
+"""docs/protocol.md §4 metrics against hand-computed values, edge cases included."""
 
 import math
 

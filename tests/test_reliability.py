@@ -1,4 +1,4 @@
-"""Reliability (issue 8, a subset): determinism, resume after interruption, W&B without credentials,
+"""Reliability: determinism, resume after interruption, W&B without credentials,
 atomic writes, metric properties against a slow reference, and no secret in the run folder."""
 
 from __future__ import annotations
@@ -148,9 +148,9 @@ def test_failed_atomic_write_keeps_the_previous_file_and_leaves_no_temp(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
 
 
-# -- 5. metric properties against a slow reference (PROTOCOL.md §4) --------------------------------------
+# -- 5. metric properties against a slow reference (docs/protocol.md §4) --------------------------------------
 def reference_metrics(lists: list[list[int]], truths: list[set[int]], n_items: int, ks: list[int]) -> dict:
-    """PROTOCOL.md §4 written out literally, one user and one rank at a time (-1 = empty slot)."""
+    """docs/protocol.md §4 written out literally, one user and one rank at a time (-1 = empty slot)."""
     out: dict[str, float] = {}
     n = len(lists)
     for k in ks:
@@ -207,7 +207,7 @@ def test_ranking_metrics_are_bounded_and_match_the_reference(case):
 
 
 def reference_beyond(lists, popularity, n_users, features, k) -> tuple[list, list, list]:
-    """novelty, ARP and ILD of each list's first k items written out literally (PROTOCOL.md §4)."""
+    """novelty, ARP and ILD of each list's first k items written out literally (docs/protocol.md §4)."""
     novelty, arp, ild = [], [], []
     for rec in lists:
         items = [i for i in rec[:k] if i >= 0]

@@ -1,4 +1,4 @@
-"""eval.max_users (PROTOCOL.md §6): one seeded sample of users per stage, shared by every model, labelled as such."""
+"""eval.max_users (docs/protocol.md §6): one seeded sample of users per stage, shared by every model, labelled so."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Raw data sources (PROTOCOL.md §1): real files in tmp_path, the real MovieLens fetch, synthetic data."""
+"""Raw data sources (docs/protocol.md §1): real files in tmp_path, the real MovieLens fetch, synthetic data."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PROTOCOL.md §2 splits: hand-computed assignments and the invariants (disjoint, complete, time order)."""
+"""docs/protocol.md §2 splits: hand-computed assignments and the invariants (disjoint, complete, time order)."""
 
 import numpy as np
 import polars as pl

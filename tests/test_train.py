@@ -42,7 +42,7 @@ def test_metrics_do_not_depend_on_the_evaluation_batch_size(run_train):
 
 
 def test_popularity_on_ml100k_reproduces_the_protocol_check(run_train):
-    """PROTOCOL.md end to end: split, masking, tie-breaking and metrics against the issue's reference numbers."""
+    """docs/protocol.md end to end: split, masking, tie-breaking and metrics against the issue's reference numbers."""
     results, out = run_train("model=pop", "logger=none")
     test = results["test"]
     assert test["recall@10"] == pytest.approx(0.0704, abs=5e-4)

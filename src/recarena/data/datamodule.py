@@ -21,7 +21,7 @@ from recarena.data.preprocess import preprocess
 from recarena.data.views import EvalUsers
 from recarena.errors import ConfigError
 
-UNTIMED_SPLITS = ("random_ratio",)  # the splits that never read time (PROTOCOL.md §2)
+UNTIMED_SPLITS = ("random_ratio",)  # the splits that never read time (docs/protocol.md §2)
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class RecDataModule(pl_lightning.LightningDataModule):
 
     Parameters
     ----------
-    source: "ml100k", "atomic", "table" or "synthetic" (PROTOCOL.md §1); its options come as keyword arguments.
+    source: "ml100k", "atomic", "table" or "synthetic" (docs/protocol.md §1); its options come as keyword arguments.
     split: a function frame -> frame with `part` (a `_partial_` of recarena.data.splits).
     eval_batch_size: users per evaluation batch, lowered so one batch's dense scores fit `max_chunk_bytes`.
     """

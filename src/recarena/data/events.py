@@ -3,7 +3,7 @@
 An event is (user, item, timestamp) with raw ids as in the data. Cleaning, each step counted and logged with the
 origin named: rows with a missing or non-integer or negative timestamp are dropped; rows whose item is not in the
 catalogue are dropped (a generative model's vocabulary is the catalogue); rows already in the data, and repeats
-within the events, are dropped (the earliest kept, PROTOCOL.md §1). Users not in the data are appended after the
+within the events, are dropped (the earliest kept, docs/protocol.md §1). Users not in the data are appended after the
 known ones (known users keep their indices). Kept events join the train part, so they count as history for
 validation and test, and as training data for a refit or fine-tune."""
 

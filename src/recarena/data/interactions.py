@@ -66,7 +66,7 @@ class Interactions:
     users: pl.DataFrame | None = None
     counts: dict[str, int] = field(default_factory=dict)
     name: str = "data"
-    max_users: int | None = None  # eval.max_users: a seeded sample of each stage's evaluated users (PROTOCOL §6)
+    max_users: int | None = None  # eval.max_users: a seeded sample of each stage's users (docs/protocol.md §6)
     sample_seed: int = 0
     trust: pl.DataFrame | None = None  # user, trustee (raw ids), weight: the source's directed user → user links
     _derived: dict = field(default_factory=dict, repr=False, compare=False)  # sequences and matrices built once
@@ -128,8 +128,8 @@ class Interactions:
         return self.valid if stage == "val" else self.test
 
     def eval_users(self, stage: Stage) -> np.ndarray:
-        """Users with a non-empty ground truth in the stage, ascending; with `max_users`, PROTOCOL §6's sample of
-        them (numpy.random.default_rng(seed).choice without replacement), so models with one seed stay paired."""
+        """Users with a non-empty ground truth in the stage, ascending; with `max_users`, the sample of
+        docs/protocol.md §6 (numpy.random.default_rng(seed).choice without replacement), so models stay paired."""
         users = np.flatnonzero(np.diff(self.truth(stage).indptr) > 0).astype(np.int64)
         if self.max_users is None or self.max_users >= len(users):
             return users

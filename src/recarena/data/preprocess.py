@@ -1,4 +1,4 @@
-"""PROTOCOL.md §1 preprocessing: missing rows, implicit threshold, dedupe, k-core, id maps (pure functions)."""
+"""docs/protocol.md §1 preprocessing: missing rows, implicit threshold, dedupe, k-core, id maps (pure functions)."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def preprocess(
     rating_scale: tuple[float, float] | None = None,
     max_user_interactions: int | None = None,
 ) -> Preprocessed:
-    """Apply PROTOCOL.md §1 steps 1-5 in order and log the count each step removes; with `rating_scale`, a rating
+    """Apply docs/protocol.md §1 steps 1-5 in order and log the count each step removes; with `rating_scale`, a rating
     outside it is refused (DataError), and with `max_user_interactions`, users above it are dropped (logged)."""
     counts: dict[str, int] = {"raw": interactions.height}
     frame = interactions.with_row_index("pos")

@@ -1,4 +1,4 @@
-"""PROTOCOL.md §2 splits: each takes the preprocessed frame and returns it with a `part` column.
+"""docs/protocol.md §2 splits: each takes the preprocessed frame and returns it with a `part` column.
 
 `part` is 0 (train), 1 (valid) or 2 (test). The input frame is sorted by (u, ts, pos), so a rank
 within a user is that user's time order. All splits are pure and deterministic given `seed`.

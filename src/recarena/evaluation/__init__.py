@@ -1,1 +1,1 @@
-"""Evaluation: PROTOCOL.md §4 metrics and the one RecEvalCallback that computes and logs them."""
+"""Evaluation: docs/protocol.md §4 metrics and the one RecEvalCallback that computes and logs them."""

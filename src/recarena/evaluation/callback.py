@@ -36,7 +36,7 @@ def check_ks(ks: Sequence[int], n_items: int | None = None) -> list[int]:
 
 
 class RecEvalCallback(pl_lightning.Callback):
-    """Evaluates every family identically (PROTOCOL.md §3-5).
+    """Evaluates every family identically (docs/protocol.md §3-5).
 
     Gathers the top-K lists of all ranks at the end of a val/test epoch, computes §4 metrics over the
     evaluated users, logs them as `{stage}/{metric}@{K}` through `pl_module.log_dict` (so checkpointing,

@@ -1,4 +1,4 @@
-"""PROTOCOL.md §4 metrics in numpy, vectorised over users; no Lightning imports.
+"""docs/protocol.md §4 metrics in numpy, vectorised over users; no Lightning imports.
 
 A top-K array holds item indices per user, best first; -1 marks an empty slot (a user with fewer
 than K recommendable items, or an invalid generated id) and never counts as a hit or as coverage.

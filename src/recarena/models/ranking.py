@@ -1,4 +1,4 @@
-"""Turning scores into top-K lists: known-item masking and deterministic tie-breaking (PROTOCOL.md §3)."""
+"""Turning scores into top-K lists: known-item masking and deterministic tie-breaking (docs/protocol.md §3)."""
 
 from __future__ import annotations
 

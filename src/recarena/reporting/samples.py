@@ -25,7 +25,8 @@ def explain_rows(
     model, data: Interactions, user: int, items: np.ndarray, scores: np.ndarray, stage: Stage = "test"
 ) -> list[dict[str, Any]]:
     """One row per recommended item (empty slots skipped): raw user and item ids, title, score and the model's
-    `explain_items(user, items, history, sequence)`, with the history the model saw for `stage` (PROTOCOL.md §3)."""
+    `explain_items(user, items, history, sequence)`, with the history the model saw for `stage`
+    (docs/protocol.md §3)."""
     history = data.known(stage)[int(user)]
     sequence = data.sequences(stage)[int(user)]
     items, scores = np.asarray(items), np.asarray(scores)

@@ -1,4 +1,4 @@
-"""Raw data sources (PROTOCOL.md §1), one module each, behind one entry: `load_source(cfg, data_dir)` reads the
+"""Raw data sources (docs/protocol.md §1), one module each, behind one entry: `load_source(cfg, data_dir)` reads the
 source named by `data.source` into polars, before any preprocessing.
 
 Nothing here drops, deduplicates or filters interactions: preprocessing does that and reports counts.

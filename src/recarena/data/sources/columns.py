@@ -1,5 +1,5 @@
 """Reading delimited files and typing their columns: the helpers every source shares, and `RawData`, what a
-source returns (PROTOCOL.md §1). Every error is a `DataError` naming the file, the column and a bad line."""
+source returns (docs/protocol.md §1). Every error is a `DataError` naming the file, the column and a bad line."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def _is_canonical_int(values: pl.Series) -> tuple[bool, pl.Series]:
 
 
 def id_series(values: pl.Series) -> pl.Series:
-    """Ids as Int64 when every present value is an integer, else as strings (PROTOCOL.md §1, step 5).
+    """Ids as Int64 when every present value is an integer, else as strings (docs/protocol.md §1, step 5).
 
     NaN, empty and "NaN"/"nan" ids are missing (null): preprocessing drops and counts those rows."""
     if values.dtype.is_integer():

@@ -24,7 +24,7 @@ class Recommender(ABC):
     sessions: bool = True
 
     def fit(self, data: Interactions) -> Recommender:
-        """Fit on `data.train` only (PROTOCOL.md §3) and remember the data for explanations."""
+        """Fit on `data.train` only (docs/protocol.md §3) and remember the data for explanations."""
         self.data = data
         self._fit(data)
         return self
