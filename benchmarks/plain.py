@@ -7,6 +7,7 @@ script would compute)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class Catalogue:
     n_users: int
     features: np.ndarray | None
     cold: np.ndarray  # per evaluated user (rows of truth): train interactions <= the cold threshold
+    head_share: float = 0.2  # item slices: the most popular share of the seen items is the head
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -132,7 +134,44 @@ def all_metrics(topk: np.ndarray, truth: sp.csr_matrix, ks: Sequence[int], catal
             for name, values in per_user.items():
                 if name.split("@")[0] in ("recall", "precision", "hit", "ndcg", "mrr", "map"):
                     summary[f"{name}/{label}"] = float(values[members].mean())
+    summary.update(item_slice_metrics(topk, truth, ks, catalogue))
     return summary
+
+
+def item_slice_metrics(
+    topk: np.ndarray, truth: sp.csr_matrix, ks: Sequence[int], catalogue: Catalogue
+) -> dict[str, float]:
+    """Item slices written out one user and one item at a time: unseen (train count 0), head (count at least that of
+    the ceil(head_share * seen)-th most popular seen item), tail (the other seen items)."""
+    popularity = catalogue.popularity
+    seen_counts = sorted((int(c) for c in popularity if c > 0), reverse=True)
+    n_head = math.ceil(catalogue.head_share * len(seen_counts))
+    threshold = seen_counts[n_head - 1] if n_head else math.inf
+    slice_of = ["unseen" if c == 0 else "head" if c >= threshold else "tail" for c in popularity]
+    truth = sp.csr_matrix(truth)
+    out: dict[str, float] = {"items/head_min_train_count": float(threshold)}
+    for name in ("unseen", "tail", "head"):
+        members = {i for i, s in enumerate(slice_of) if s == name}
+        relevant = [{int(i) for i in truth.indices[truth.indptr[u] : truth.indptr[u + 1]]} & members
+                    for u in range(truth.shape[0])]  # fmt: skip
+        out[f"items/{name}"] = float(len(members))
+        out[f"interactions/{name}"] = float(sum(len(r) for r in relevant))
+        users = [u for u, r in enumerate(relevant) if r]
+        if not users:
+            continue
+        for k in ks:
+            recall, ndcg = [], []
+            for u in users:
+                ranked = [int(i) for i in topk[u, :k]]
+                gains = [1.0 / math.log2(r + 2) for r, i in enumerate(ranked) if i in relevant[u]]
+                ideal = sum(1.0 / math.log2(r + 2) for r in range(min(k, len(relevant[u]))))
+                recall.append(len(gains) / len(relevant[u]))
+                ndcg.append(sum(gains) / ideal)
+            listed = {int(i) for i in topk[:, :k].ravel() if i >= 0}
+            out[f"recall@{k}/{name}"] = float(np.mean(recall))
+            out[f"ndcg@{k}/{name}"] = float(np.mean(ndcg))
+            out[f"listed@{k}/{name}"] = len(listed & members) / len(members)
+    return out
 
 
 def evaluate(

@@ -81,7 +81,7 @@ def catalogue(stage: str) -> plain.Catalogue:
     """Popularity, genres and the cold slice of the stage's evaluated users, as the callback defines them."""
     data, evaluator = LAST["datamodule"].data, LAST["evaluator"]
     cold = data.train_counts()[data.eval_users(stage)] <= evaluator.cold_threshold
-    return plain.Catalogue(data.popularity(), data.n_users, data.item_genres(), cold)
+    return plain.Catalogue(data.popularity(), data.n_users, data.item_genres(), cold, evaluator.head_share)
 
 
 def metric_overhead(row: dict[str, Any], repeats: int) -> None:

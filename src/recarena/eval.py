@@ -167,7 +167,7 @@ def evaluator_for(cfg: DictConfig, output_dir: str | Path) -> RecEvalCallback:
     for name, node in (cfg.get("callbacks") or {}).items():
         if node is not None and str(node.get("_target_", "")).endswith("RecEvalCallback"):
             return build(node, f"callbacks.{name}", output_dir=str(output_dir))
-    return RecEvalCallback(cfg.eval.ks, cfg.eval.cold_threshold, str(output_dir))
+    return RecEvalCallback(cfg.eval.ks, cfg.eval.cold_threshold, str(output_dir), cfg.eval.get("head_share", 0.2))
 
 
 def evaluate(

@@ -39,15 +39,25 @@ class RecEvalCallback(pl_lightning.Callback):
     """Evaluates every family identically (docs/protocol.md §3-5).
 
     Gathers the top-K lists of all ranks at the end of a val/test epoch, computes §4 metrics over the
-    evaluated users, logs them as `{stage}/{metric}@{K}` through `pl_module.log_dict` (so checkpointing,
-    early stopping and sweeps see the same numbers) and writes metrics.json, recommendations.parquet and
-    per_user_metrics.parquet atomically into `output_dir` (raw ids)."""
+    evaluated users (with user slices cold/warm and item slices unseen/tail/head), logs them as
+    `{stage}/{metric}@{K}` through `pl_module.log_dict` (so checkpointing, early stopping and sweeps see the same
+    numbers) and writes metrics.json, recommendations.parquet and per_user_metrics.parquet atomically into
+    `output_dir` (raw ids)."""
 
     def __init__(
-        self, ks: Sequence[int] = (5, 10, 20), cold_threshold: int = 20, output_dir: str | None = None
+        self,
+        ks: Sequence[int] = (5, 10, 20),
+        cold_threshold: int = 20,
+        output_dir: str | None = None,
+        head_share: float = 0.2,
     ) -> None:
         self.ks = check_ks(ks)
         self.cold_threshold = int(cold_threshold)
+        if isinstance(head_share, bool) or not isinstance(head_share, int | float) or not 0 <= head_share <= 1:
+            raise ConfigError(
+                f"eval.head_share={head_share!r}: the share of the seen items that form the head slice, in [0, 1]"
+            )
+        self.head_share = float(head_share)
         self.output_dir = Path(output_dir) if output_dir else None
         self.results: dict[str, dict[str, float]] = {}
         self.timing: dict[str, float] = {}
@@ -154,6 +164,9 @@ class RecEvalCallback(pl_lightning.Callback):
             summary["invalid_rate"] = float(invalid.mean())
         if data.max_users is not None:  # logged too, so a sampled run is visible as such in W&B
             summary["sampled_users"] = float(len(users))
+        slices, threshold = M.item_slices(popularity, self.head_share)
+        summary.update(M.item_slice_metrics(items, truth, self.ks, slices))
+        summary["items/head_min_train_count"] = threshold
         cold = data.train_counts()[users] <= self.cold_threshold
         for label, members in (("cold", cold), ("warm", ~cold)):
             summary[f"users/{label}"] = float(members.sum())

@@ -6,6 +6,7 @@ than K recommendable items, or an invalid generated id) and never counts as a hi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -69,6 +70,46 @@ def accuracy_per_user(topk: np.ndarray, truth: sp.csr_matrix, ks: Sequence[int])
         out[f"mrr@{k}"] = np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0)
         precision_at_r = hits_so_far[:, :k] / ranks[:k]
         out[f"map@{k}"] = (precision_at_r * h).sum(axis=1) / ideal_len
+    return out
+
+
+ITEM_SLICES = ("unseen", "tail", "head")  # by train popularity: none, below the head threshold, at or above it
+
+
+def item_slices(popularity: np.ndarray, head_share: float) -> tuple[np.ndarray, float]:
+    """Each item's slice code (index into ITEM_SLICES) and the head threshold: items never seen in train are
+    unseen; of the seen items, the `head_share` most popular (ties at the boundary included) are head, the rest tail.
+    The threshold is the smallest train count that is head (inf when head_share is 0)."""
+    popularity = np.asarray(popularity)
+    seen = np.sort(popularity[popularity > 0])[::-1]
+    n_head = math.ceil(head_share * seen.size) if seen.size else 0
+    threshold = float(seen[n_head - 1]) if n_head else math.inf
+    return np.where(popularity == 0, 0, np.where(popularity >= threshold, 2, 1)).astype(np.int8), threshold
+
+
+def item_slice_metrics(
+    topk: np.ndarray, truth: sp.csr_matrix, ks: Sequence[int], slices: np.ndarray
+) -> dict[str, float]:
+    """recall@K and ndcg@K of each item slice, with the ground truth restricted to the slice's items and averaged
+    over the users who have some (ndcg's ideal is over those items), and listed@K: the share of the slice's items
+    that some top-K list contains. A slice without ground truth gets counts only (nothing to measure)."""
+    out: dict[str, float] = {}
+    for code, name in enumerate(ITEM_SLICES):
+        in_slice = slices == code
+        part = truth.multiply(in_slice[None, :].astype(truth.dtype)).tocsr()
+        part.eliminate_zeros()
+        out[f"items/{name}"] = float(in_slice.sum())
+        out[f"interactions/{name}"] = float(part.nnz)
+        rows = np.diff(part.indptr) > 0
+        if not rows.any():
+            continue
+        accuracy = accuracy_per_user(topk[rows], part[rows], ks)
+        for k in ks:
+            listed = np.unique(topk[:, :k])
+            listed = listed[listed >= 0]
+            out[f"recall@{k}/{name}"] = float(accuracy[f"recall@{k}"].mean())
+            out[f"ndcg@{k}/{name}"] = float(accuracy[f"ndcg@{k}"].mean())
+            out[f"listed@{k}/{name}"] = float(in_slice[listed].sum() / in_slice.sum())
     return out
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 from omegaconf import OmegaConf
 
+from recarena.evaluation.metrics import ITEM_SLICES
 from recarena.evaluation.stats import Summary, holm, paired_tests, summarize
 from recarena.reporting.jobs import Job, by_data_split, collect_jobs, datasets_of
 from recarena.reporting.pairwise import Pairwise, pairwise_tests
@@ -133,6 +134,7 @@ def columns_for(ks: Iterable[int], k: int) -> list[Column]:
     cols += [Column(f"{m}@{c}", "cutoffs") for m in ACCURACY for c in ks]
     cols += [Column(f"{m}@{k}", "beyond") for m in BEYOND]
     cols += [Column(f"{m}@{k}/{s}", "slices", f"{m}@{k} {s}") for m in ("recall", "ndcg") for s in ("cold", "warm")]
+    cols += [Column(f"{m}@{k}/{s}", "items", f"{m}@{k} {s}") for m in ("recall", "listed") for s in ITEM_SLICES]
     cols += [Column("fit_s", "time", "fit (s)"), Column("eval_s", "time", "test eval (s)")]
     cols += [Column("peak_mib", "time", "peak RSS (MiB)")]
     return cols

@@ -117,6 +117,14 @@ def _split_lines(board: Leaderboard, plots: dict[str, Path]) -> list[str]:
         "",
         *_table(board, sections.get("slices", [])),
         "",
+        "### New, tail and head items",
+        "Test interactions grouped by their item's train popularity: unseen (no train interaction: only a model that "
+        "can score a new item finds these), tail, head (the most popular share of the seen items, `eval.head_share`). "
+        "recall: over each slice's ground truth; listed: the share of the slice's items that some list contains. "
+        "n/a: the split has no test interaction in that slice.",
+        "",
+        *_table(board, sections.get("items", [])),
+        "",
         "### Time",
         "fit: fitting (non-gradient models) or training time; test eval: scoring and evaluating the test users.",
         "",
