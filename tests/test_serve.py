@@ -139,6 +139,15 @@ def test_bad_requests_are_4xx_naming_the_field(itemcf_server):
     assert detail(itemcf_server.post("/feedback", json={"events": [event]}, headers=headers))[0]["loc"] == [
         "body", "events", 0, "timestamp"]  # fmt: skip
     assert detail(itemcf_server.post("/feedback", json={"events": []}, headers=headers))[0]["loc"] == ["body", "events"]
+    # strict types: JSON true is neither the item "1" nor k=1
+    assert detail(itemcf_server.post("/recommend", json={"history": [True], "k": 3}))[0]["loc"][:3] == [
+        "body", "history", 0]  # fmt: skip
+    assert detail(itemcf_server.post("/recommend", json={"history": ["1"], "k": True}))[0]["loc"] == ["body", "k"]
+    # a timestamp past the end of year 9999 (int64's largest here, and one above it) is refused, not stored
+    for too_late in (2**63 - 1, 2**63):
+        event = {"user": "7", "item": "1", "timestamp": too_late}
+        assert detail(itemcf_server.post("/feedback", json={"events": [event]}, headers=headers))[0]["loc"] == [
+            "body", "events", 0, "timestamp"]  # fmt: skip
 
 
 def test_writes_need_the_token_when_one_is_set(itemcf_server, itemcf_run):

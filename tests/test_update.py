@@ -138,3 +138,17 @@ def test_bad_update_settings_and_sources_are_named(itemcf_run, tmp_path):
     with pytest.raises(FileExistsError, match=r"out_dir=.*: exists already"):
         update(itemcf_run, empty, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv"]  # nothing half-written
+
+
+def test_new_users_with_string_ids_and_out_of_range_timestamps_fold_in(itemcf_run, tmp_path):
+    """ml100k's user ids are integers: a new user "newbie" turns every user id into text (the one id rule) instead of
+    crashing, and a timestamp past the end of year 9999 (here int64's largest) is dropped and counted."""
+    clicked = _unseen(itemcf_run, 7, 2)
+    table = tmp_path / "clicks.csv"
+    table.write_text(f"user,item,timestamp\nnewbie,{clicked[0]},893286703\n7,{clicked[1]},9223372036854775807\n")
+    out = update(itemcf_run, table, tmp_path / "next")
+    cleaning = json.loads((out / "update.json").read_text())["cleaning"]
+    assert (cleaning["dropped_bad_timestamp"], cleaning["new_users"], cleaning["kept"]) == (1, 1, 1)
+    newbie = [r["item"] for r in recommend(out, "newbie", 10)]
+    assert len(newbie) == 10 and clicked[0] not in newbie  # the new user's click is history now
+    assert _lists(out, ["7"])["7"] == _lists(itemcf_run, [7])[7]  # user 7's dropped event changed nothing

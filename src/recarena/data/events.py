@@ -1,7 +1,8 @@
 """New interactions (collected feedback) folded into split data, through the data layer's cleaning rules.
 
 An event is (user, item, timestamp) with raw ids as in the data. Cleaning, each step counted and logged with the
-origin named: rows with a missing or non-integer or negative timestamp are dropped; rows whose item is not in the
+origin named: rows with a missing, non-integer, negative or out-of-range timestamp (whole seconds since the epoch,
+at most MAX_TIMESTAMP: the end of year 9999) are dropped; rows whose item is not in the
 catalogue are dropped (a generative model's vocabulary is the catalogue); rows already in the data, and repeats
 within the events, are dropped (the earliest kept, docs/protocol.md §1). Users not in the data are appended after the
 known ones (known users keep their indices). Kept events join the train part, so they count as history for
@@ -24,6 +25,7 @@ from recarena.errors import DataError
 log = logging.getLogger(__name__)
 
 EVENT_COLUMNS = ("user", "item", "timestamp")
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31 23:59:59 UTC: timestamps are whole seconds since the epoch up to it
 
 
 def read_events(path: str | Path) -> pl.DataFrame:
@@ -62,8 +64,12 @@ def fold_events(data: Interactions, events: pl.DataFrame, origin: str = "events"
     events = check_events(events, origin).with_row_index("pos")  # pos: the event's row, named in the warnings
     counts = {"events": events.height}
     timestamp = pl.col("timestamp").cast(pl.Float64, strict=False)
-    valid_time = timestamp.is_not_null() & timestamp.is_finite() & (timestamp >= 0) & (timestamp == timestamp.floor())
-    events = _drop(events, valid_time, origin, "bad_timestamp", "a missing, negative or non-integer timestamp", counts)
+    valid_time = (
+        timestamp.is_not_null() & timestamp.is_finite() & (timestamp >= 0) & (timestamp <= MAX_TIMESTAMP)
+        & (timestamp == timestamp.floor())
+    )  # fmt: skip
+    what = f"a missing, negative, non-integer or out-of-range (> {MAX_TIMESTAMP}) timestamp"
+    events = _drop(events, valid_time, origin, "bad_timestamp", what, counts)
     events = events.with_columns(ts=timestamp)
     items = {str(raw): index for index, raw in enumerate(data.item_ids.tolist())}
     events = events.with_columns(i=pl.col("item").replace_strict(items, default=None, return_dtype=pl.Int32))

@@ -214,5 +214,7 @@ def _align(table: pl.DataFrame | None, key: str, ids: np.ndarray) -> pl.DataFram
     """Feature table reordered so row k describes index k; ids without features get nulls."""
     if table is None:
         return None
-    keys = pl.DataFrame({key: pl.Series(ids).cast(table.schema[key])})
-    return keys.join(table.unique(key, keep="first"), on=key, how="left", maintain_order="left")
+    keys = pl.Series(key, ids)
+    if keys.dtype != table.schema[key]:  # e.g. integer ids with a new string user (feedback): match as text
+        keys, table = keys.cast(pl.String), table.with_columns(pl.col(key).cast(pl.String))
+    return pl.DataFrame({key: keys}).join(table.unique(key, keep="first"), on=key, how="left", maintain_order="left")

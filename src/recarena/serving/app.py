@@ -9,12 +9,14 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictInt, StrictStr, field_validator
 
+from recarena.data.events import MAX_TIMESTAMP
 from recarena.serving.engine import Answer, Engine, RequestError
 from recarena.serving.feedback import FeedbackStore
 
-RawId = str | int  # ids are strings or numbers in JSON; stored and matched as strings
+# ids are strings or whole numbers in JSON, stored and matched as strings; strict: `true` is not the id 1
+RawId = StrictStr | StrictInt
 
 
 class Item(BaseModel):
@@ -36,7 +38,7 @@ class Recommendations(BaseModel):
 
 class SessionRequest(BaseModel):
     history: list[RawId] = Field(..., description="raw item ids the session has seen, oldest first")
-    k: int = Field(10, ge=1)
+    k: StrictInt = Field(10, ge=1)
     user: RawId | None = Field(None, description="optional: a raw user id to echo back")
 
 
@@ -44,7 +46,9 @@ class Event(BaseModel):
     user: RawId
     item: RawId
     kind: str = Field("click", min_length=1, max_length=32)
-    timestamp: int = Field(..., ge=0, description="seconds since the epoch, as the data's timestamps")
+    timestamp: StrictInt = Field(
+        ..., ge=0, le=MAX_TIMESTAMP, description="whole seconds since the epoch, as the data's, up to the end of 9999"
+    )
 
     @field_validator("user", "item")
     @classmethod
