@@ -183,3 +183,55 @@ def test_acknowledged_feedback_survives_sigkill_and_concurrent_clients(itemcf_ru
     store = FeedbackStore(database)
     assert store.count() == 400
     assert store.frame()["kind"].value_counts().sort("kind")["count"].to_list() == [200, 200]
+
+
+def test_open_writes_beyond_loopback_and_empty_tokens_are_refused(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from recarena.errors import ConfigError
+    from recarena.serve import write_token
+
+    def cfg(host: str, allow: bool = False):
+        return OmegaConf.create(
+            {"host": host, "serve": {"token_env": "RECARENA_WRITE_TOKEN", "allow_open_writes": allow}}
+        )
+
+    monkeypatch.delenv("RECARENA_WRITE_TOKEN", raising=False)
+    assert write_token(cfg("127.0.0.1")) is None and write_token(cfg("::1")) is None  # loopback: open is fine
+    with pytest.raises(ConfigError, match=r"host=0.0.0.0: serving beyond this machine with no write token"):
+        write_token(cfg("0.0.0.0"))
+    assert write_token(cfg("0.0.0.0", allow=True)) is None  # said explicitly (a warning is printed)
+    monkeypatch.setenv("RECARENA_WRITE_TOKEN", "")
+    with pytest.raises(ConfigError, match=r"RECARENA_WRITE_TOKEN is set but empty"):
+        write_token(cfg("127.0.0.1"))
+    monkeypatch.setenv("RECARENA_WRITE_TOKEN", TOKEN)
+    assert write_token(cfg("0.0.0.0")) == TOKEN
+    # the command line ends with the one-line message and status 2, before any run is read
+    env = {k: v for k, v in os.environ.items() if k != "RECARENA_WRITE_TOKEN"}
+    done = subprocess.run([sys.executable, "-m", "recarena.serve", f"run_dir={tmp_path}", "host=0.0.0.0"], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.startswith("serve: host=0.0.0.0: serving beyond this machine")
+
+
+def test_a_foreign_database_is_never_written_and_passwords_are_not_printed(itemcf_run, tmp_path):
+    import hashlib
+    import sqlite3
+
+    from recarena.errors import ConfigError
+    from recarena.serving.feedback import redacted
+    from recarena.update import update
+
+    foreign = tmp_path / "shop.sqlite"
+    with sqlite3.connect(foreign) as connection:
+        connection.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, sku TEXT)")
+        connection.execute("INSERT INTO orders (sku) VALUES ('a1')")
+    before = hashlib.sha256(foreign.read_bytes()).hexdigest()
+    with pytest.raises(ConfigError, match=r"shop.sqlite: not a recarena feedback database \(no 'feedback' table; "
+                                          r"its tables: \['orders'\]\); nothing was written"):  # fmt: skip
+        update(itemcf_run, foreign, tmp_path / "next")
+    assert hashlib.sha256(foreign.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shop.sqlite"]  # no journal, no run folder
+    assert redacted("postgresql://alice:hunter2@db.example/feedback") == "postgresql://alice:***@db.example/feedback"
+    with pytest.raises(ConfigError) as error:
+        FeedbackStore("postgresql+nosuchdriver://alice:hunter2@127.0.0.1/feedback")
+    assert "hunter2" not in str(error.value) and "alice:***@" in str(error.value)

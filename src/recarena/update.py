@@ -30,7 +30,7 @@ from recarena.errors import RecArenaError
 from recarena.eval import quiet_lightning, restore_run
 from recarena.models.fit_once import FitOnceModule
 from recarena.serving.adapt import check_update, load_weights, train_steps, users_subset
-from recarena.serving.feedback import FeedbackStore
+from recarena.serving.feedback import FeedbackStore, redacted
 from recarena.utils.compose import CONFIG_DIR
 from recarena.utils.io import write_json, write_parquet
 
@@ -47,7 +47,7 @@ def read_feedback(source: str | Path) -> pl.DataFrame:
         return read_events(text)
     if "://" not in text and not Path(text).exists():
         raise FileNotFoundError(f"feedback={text}: no such database or table")
-    store = FeedbackStore(text, key="feedback")
+    store = FeedbackStore(text, key="feedback", read_only=True)
     try:
         return store.frame()
     finally:
@@ -101,7 +101,8 @@ def update(
             (folder / "checkpoints").mkdir()
             shutil.copy2(run.checkpoint, folder / "checkpoints" / "updated.ckpt")
         record: dict[str, Any] = {
-            "parent_run": str(parent), "feedback": str(source), "cleaning": counts, "users_updated": int(len(users)),
+            "parent_run": str(parent), "feedback": redacted(source), "cleaning": counts,
+            "users_updated": int(len(users)),
             "steps": int(steps) if trainer is not None else 0, "lr_scale": float(lr_scale), "seconds": seconds,
             "how": "refit" if isinstance(model, FitOnceModule) else "fine-tune",
         }  # fmt: skip

@@ -30,27 +30,53 @@ EVENTS = sa.Table(
 COLUMNS = ("user", "item", "kind", "timestamp")
 
 
-def database_url(target: str | Path) -> str:
-    """An SQLAlchemy URL for `target`: a URL as it is, a file path as an SQLite URL."""
+def database_url(target: str | Path, read_only: bool = False) -> str:
+    """An SQLAlchemy URL for `target`: a URL as it is, a file path as an SQLite URL (opened read-only if asked)."""
     text = str(target)
-    return text if "://" in text else f"sqlite:///{Path(text).resolve()}"
+    if "://" in text:
+        return text
+    path = Path(text).resolve()
+    return f"sqlite:///file:{path}?mode=ro&uri=true" if read_only else f"sqlite:///{path}"
+
+
+def redacted(target: str | Path) -> str:
+    """`target` fit to print: a database URL with its password replaced by ***."""
+    text = str(target)
+    if "://" not in text:
+        return text
+    try:
+        return sa.engine.make_url(text).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return text.split("://", 1)[0] + "://…"  # unparseable: show the scheme only
 
 
 class FeedbackStore:
-    """Append-only event table; `add` returns after the transaction commits."""
+    """Append-only event table; `add` returns after the transaction commits.
 
-    def __init__(self, target: str | Path, key: str = "serve.feedback_db") -> None:
-        """Open (and create the table in) the database at `target`; a bad URL, a missing driver or an unreachable
-        database is a ConfigError naming `key`."""
-        self.url = database_url(target)
+    With `read_only` (recarena.update) nothing is written: an SQLite file is opened in read-only mode without the
+    server's pragmas, and a database without recarena's feedback table is refused by name instead of given one."""
+
+    def __init__(self, target: str | Path, key: str = "serve.feedback_db", read_only: bool = False) -> None:
+        """Open (and, unless `read_only`, create the table in) the database at `target`; a bad URL, a missing driver,
+        an unreachable database or (read-only) a missing feedback table is a ConfigError naming `key`."""
+        self.url = database_url(target, read_only)
         try:
             self.engine = sa.create_engine(self.url, future=True, pool_pre_ping=True)
-            if self.engine.dialect.name == "sqlite":
+            if self.engine.dialect.name == "sqlite" and not read_only:
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-            METADATA.create_all(self.engine)
+            if not read_only:
+                METADATA.create_all(self.engine)
+                return
+            tables = sa.inspect(self.engine).get_table_names()
         except (sa.exc.SQLAlchemyError, ImportError) as error:
-            raise ConfigError(f"{key}={target}: cannot open this feedback database ({type(error).__name__}: "
-                              f"{str(error).splitlines()[0]})") from error  # fmt: skip
+            raise ConfigError(f"{key}={redacted(target)}: cannot open this feedback database "
+                              f"({type(error).__name__}: {str(error).splitlines()[0]})") from error  # fmt: skip
+        if EVENTS.name not in tables:
+            self.engine.dispose()
+            raise ConfigError(
+                f"{key}={redacted(target)}: not a recarena feedback database (no {EVENTS.name!r} table; its tables: "
+                f"{sorted(tables)}); nothing was written to it"
+            )
 
     def add(self, events: Iterable[dict[str, Any]]) -> int:
         """Insert events (user, item, kind, timestamp) in one transaction; returns how many."""
