@@ -280,3 +280,22 @@ def test_generated_titles_map_to_unknown_items_and_anything_else_is_one_invalid_
     if not constrained:  # free text that names no catalogue title
         garbage = model.tokenizer(" Zulu", add_special_tokens=False)["input_ids"] + [model.prompts.end]
         assert model._beam_items(np.array(garbage), known=set()) == [-1]
+
+
+def test_untitled_items_get_their_raw_id_as_item_token_text_but_not_as_generated_titles():
+    """Book-Crossing rates ISBNs that have no book row: item tokens start from "item <isbn>"; title generation could
+    never produce such an item, so it stays an error there."""
+    import numpy as np
+
+    from recarena.data.interactions import Interactions
+    from recarena.models.generative.llm_dgrs import item_titles
+
+    frame = pl.DataFrame(
+        {"u": [0, 1], "i": [0, 1], "ts": [0.0, 1.0], "pos": [0, 1], "part": [0, 0]},
+        schema={"u": pl.Int32, "i": pl.Int32, "ts": pl.Float64, "pos": pl.Int64, "part": pl.Int8},
+    )
+    items = pl.DataFrame({"item": ["0006475973", "080652121X"], "title": [None, "Rites"]})
+    data = Interactions.build(frame, np.array([1, 2]), np.array(["0006475973", "080652121X"]), items=items)
+    assert item_titles(data, None, "item_tokens") == ["item 0006475973", "Rites"]
+    with pytest.raises(ConfigError, match=r"1 items have no title text \(e.g. raw id '0006475973'\)"):
+        item_titles(data, None, "titles")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,8 @@ from recarena.models.generative.title_trie import TitleConstraint, TitleTrie
 from recarena.models.ranking import rank_scores, top_k
 from recarena.text.item_text import render
 from recarena.topk import TopK, cat_topk
+
+log = logging.getLogger(__name__)
 
 MODES = ("item_tokens", "titles")
 SCORE_BYTES = 512 * 2**20  # title beam search: the step scores that generate keeps for one chunk of users
@@ -386,7 +389,9 @@ class LLMDGRS(GenerativeModule):
 
 
 def item_titles(data: Interactions, template, mode: str) -> list[str]:
-    """One title per item: `{title} ({year})` when the data has titles, else its `text` column, else an error."""
+    """One title per item: `{title} ({year})` when the data has titles, else its `text` column, else an error. An
+    item whose title is empty is an error in title mode (it could never be generated); item tokens start it from
+    "item <raw id>"."""
     key = "model.title_template"
     if template is None:
         columns = data.items.columns if data.items is not None else []
@@ -398,9 +403,14 @@ def item_titles(data: Interactions, template, mode: str) -> list[str]:
             )
     titles = [" ".join(t.split()) for t in render(data.items, template, key, "item")]
     empty = [i for i, t in enumerate(titles) if not t]
-    if empty:
+    if empty and mode == "item_tokens":  # the title only initialises the item's token: its raw id will do
+        log.warning("%d items have no title text (e.g. raw id %r): their tokens start from 'item <raw id>'",
+                    len(empty), str(data.item_ids[empty[0]]))  # fmt: skip
+        for i in empty:
+            titles[i] = f"item {data.item_ids[i]}"
+    elif empty:
         raise ConfigError(
-            f"{key}: {len(empty)} items have no title text (e.g. raw id {data.item_ids[empty[0]]!r}); every item "
+            f"{key}: {len(empty)} items have no title text (e.g. raw id {str(data.item_ids[empty[0]])!r}); every item "
             "must be nameable for the LLM to generate it"
         )
     return titles
