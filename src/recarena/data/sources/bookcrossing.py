@@ -34,7 +34,7 @@ from pathlib import Path
 import polars as pl
 
 from recarena.data.fetch import Archive, fetch_members
-from recarena.data.sources.columns import LINE, RawData, id_series, require_columns, to_float
+from recarena.data.sources.columns import LINE, RawData, id_series, require_columns, source_folder, to_float
 from recarena.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,7 @@ def fetch_bookcrossing(data_dir: Path) -> Path:
 
 def load_bookcrossing(data_dir: Path, path: str | Path | None = None) -> RawData:
     """User → book interactions with the 0-10 rating and no timestamps, and the books' text (module docstring)."""
-    folder = fetch_bookcrossing(Path(data_dir)) if path is None else Path(path).expanduser()
-    if not (folder / RATINGS).is_file():
-        found = sorted(p.name for p in folder.iterdir())[:20] if folder.is_dir() else "no such folder"
-        raise DataError(f"data.path={folder}: expected a folder with {RATINGS} and {BOOKS} (found {found})")
+    folder = source_folder(fetch_bookcrossing, data_dir, path, RATINGS, f"{RATINGS} and {BOOKS}")
     origin = str(folder / RATINGS)
     ratings = read_bx(folder / RATINGS)
     require_columns(ratings, {"user": "User-ID", "ISBN": "ISBN", "rating": "Book-Rating"}, origin)

@@ -4,7 +4,7 @@ source returns (docs/protocol.md §1). Every error is a `DataError` naming the f
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,18 @@ def read_delimited(
     return frame.with_columns(pl.col(data_cols).str.strip_chars().replace("", None)).filter(
         ~pl.all_horizontal(pl.col(data_cols).is_null())  # blank lines are not rows
     )
+
+
+def source_folder(
+    fetch: Callable[[Path], Path], data_dir: Path, path: str | Path | None, required: str, expected: str
+) -> Path:
+    """The folder a fetched source reads: the hash-checked cache (`fetch`) by default, else `data.path`; a folder
+    without its `required` file is a DataError listing what it holds instead (`expected` names the files)."""
+    folder = fetch(Path(data_dir)) if path is None else Path(path).expanduser()
+    if not (folder / required).is_file():
+        found = sorted(p.name for p in folder.iterdir())[:20] if folder.is_dir() else "no such folder"
+        raise DataError(f"data.path={folder}: expected a folder with {expected} (found {found})")
+    return folder
 
 
 def check_readable(path: Path, origin: str) -> None:

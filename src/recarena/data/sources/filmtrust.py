@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from recarena.data.fetch import Archive, fetch_members
-from recarena.data.sources.columns import LINE, RawData, id_series, read_delimited, to_float
+from recarena.data.sources.columns import LINE, RawData, id_series, read_delimited, source_folder, to_float
 from recarena.errors import DataError
 
 RATINGS, TRUST = "ratings.tab", "trust.tab"
@@ -51,10 +51,7 @@ def fetch_filmtrust(data_dir: Path) -> Path:
 
 def load_filmtrust(data_dir: Path, path: str | Path | None = None) -> RawData:
     """Ratings (no timestamps) and the directed trust links as `RawData.trust` (module docstring)."""
-    folder = fetch_filmtrust(Path(data_dir)) if path is None else Path(path).expanduser()
-    if not (folder / RATINGS).is_file():
-        found = sorted(p.name for p in folder.iterdir())[:20] if folder.is_dir() else "no such folder"
-        raise DataError(f"data.path={folder}: expected a folder with {RATINGS} and {TRUST} (found {found})")
+    folder = source_folder(fetch_filmtrust, data_dir, path, RATINGS, f"{RATINGS} and {TRUST}")
     origin = str(folder / RATINGS)
     ratings, roles = read_tab(folder / RATINGS, need_value=True)
     inter = pl.DataFrame(

@@ -23,7 +23,15 @@ from pathlib import Path
 import polars as pl
 
 from recarena.data.fetch import Archive, fetch_members
-from recarena.data.sources.columns import LINE, RawData, id_series, read_delimited, require_columns, to_float
+from recarena.data.sources.columns import (
+    LINE,
+    RawData,
+    id_series,
+    read_delimited,
+    require_columns,
+    source_folder,
+    to_float,
+)
 from recarena.errors import DataError
 
 FILE = "df_sample.csv"
@@ -46,11 +54,7 @@ def fetch_instacart(data_dir: Path) -> Path:
 
 def load_instacart(data_dir: Path, path: str | Path | None = None) -> RawData:
     """User → product purchases timed by (order_number, add_to_cart_order), without rating (module docstring)."""
-    folder = fetch_instacart(Path(data_dir)) if path is None else Path(path).expanduser()
-    file = folder / FILE
-    if not file.is_file():
-        found = sorted(p.name for p in folder.iterdir())[:20] if folder.is_dir() else "no such folder"
-        raise DataError(f"data.path={folder}: expected a folder with {FILE} (found {found})")
+    file = source_folder(fetch_instacart, data_dir, path, FILE, FILE) / FILE
     origin = str(file)
     frame = read_delimited(file, origin, ",", quote_char='"')
     require_columns(frame, COLUMNS, origin)

@@ -18,7 +18,7 @@ import polars as pl
 
 from recarena.data.fetch import Archive, fetch_members
 from recarena.data.sources.atomic import load_atomic
-from recarena.data.sources.columns import RawData, conform_ids, require_columns
+from recarena.data.sources.columns import RawData, conform_ids, require_columns, source_folder
 from recarena.errors import DataError
 
 FILES = ("ml-1m.inter", "ml-1m.item", "ml-1m.user")
@@ -43,10 +43,7 @@ def fetch_ml1m(data_dir: Path) -> Path:
 
 def load_ml1m(data_dir: Path, path: str | Path | None = None) -> RawData:
     """ML-1M with canonical columns, from the fetched cache or from `data.path` (a folder with the atomic files)."""
-    folder = fetch_ml1m(Path(data_dir)) if path is None else Path(path).expanduser()
-    if not (folder / FILES[0]).is_file():
-        found = sorted(p.name for p in folder.iterdir())[:20] if folder.is_dir() else "no such folder"
-        raise DataError(f"data.path={folder}: expected a folder with {', '.join(FILES)} (found {found})")
+    folder = source_folder(fetch_ml1m, data_dir, path, FILES[0], ", ".join(FILES))
     raw = load_atomic(folder / "ml-1m")
     if raw.items is None or raw.users is None:
         raise DataError(f"{folder}: ML-1M needs ml-1m.item and ml-1m.user next to ml-1m.inter")
