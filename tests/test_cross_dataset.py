@@ -86,7 +86,9 @@ def test_nemenyi_pvalues_agree_with_the_critical_difference():
 
 
 # -- sweeps on disk ---------------------------------------------------------------------------------------------------
-def _job(sweep: Path, folder: str, data: str, split: str, model: str, seed: int, ndcg: float | None) -> None:
+def _job(
+    sweep: Path, folder: str, data: str, split: str, model: str, seed: int, ndcg: float | None, sampled: bool = False
+) -> None:
     """A job folder as Hydra and the train loop write it; `ndcg=None`: a job that failed before its test stage."""
     job = sweep / folder
     (job / ".hydra").mkdir(parents=True)
@@ -104,7 +106,10 @@ def _job(sweep: Path, folder: str, data: str, split: str, model: str, seed: int,
     frame.write_parquet(job / "per_user_metrics.parquet")
     test = {"ndcg@10": ndcg, "recall@10": 2 * ndcg, "precision@10": ndcg / 5, "hit@10": 1.0, "coverage@10": 0.5}
     test |= {"recall@10/cold": 2 * ndcg, "recall@10/warm": 2 * ndcg}
-    (job / "metrics.json").write_text(json.dumps({"test": test, "timing": {"fit_seconds": 1.0, "test_seconds": 0.5}}))
+    saved = {"test": test, "timing": {"fit_seconds": 1.0, "test_seconds": 0.5}}
+    if sampled:  # scored on 3 of 10 test users, as eval.max_users=3 records it
+        saved["sampling"] = {"eval_max_users": 3, "eval_users": {"test": 3}, "all_eval_users": {"test": 10}}
+    (job / "metrics.json").write_text(json.dumps(saved))
 
 
 # test ndcg@10 (mean over seeds) per dataset: ml100k itemcf 0.30 > mf 0.25 > pop 0.10, filmtrust mf 0.40 > itemcf
@@ -237,3 +242,20 @@ def test_the_wandb_report_run_carries_the_cross_dataset_table_diagram_and_statis
     assert rows["pop"]["mean_rank"] == 3.0
     assert run.summary["plots/cross_dataset_cd/_type"] == "image-file"
     assert run.summary["best/ml100k_leave_one_out/ndcg@10"] == "itemcf"
+
+
+def test_a_model_scored_on_a_user_sample_is_labelled_and_not_ranked(tmp_path):
+    """Its mean is over other users than the others': shown and labelled, never in the ranks or the Friedman test."""
+    sweep = tmp_path / "sweep"
+    for i, (data, model, seed, ndcg) in enumerate(TWO_DATASETS):
+        _job(sweep, f"{i}-{model}", data, "leave_one_out", model, seed, ndcg)
+    for i, data in enumerate(("ml100k", "filmtrust")):
+        _job(sweep, f"{10 + i}-llm", data, "leave_one_out", "llm", 0, 0.90, sampled=True)
+    across = make_report(sweep, wandb="off").across
+    assert across.tested == ["itemcf", "mf", "pop"] and across.sampled == ["llm"]
+    assert [across.mean_rank(m) for m in ("itemcf", "mf", "pop")] == [1.5, 1.5, 3.0]  # as without the llm rows
+    text = (sweep / "cross_dataset.md").read_text()
+    assert "| llm (sampled users) | — | 0.9000 | 0.9000 |" in text
+    assert "**llm**: scored on a sample of users (eval.max_users) on ml100k · leave_one_out, filmtrust" in text
+    row = pl.read_csv(sweep / "cross_dataset.csv").filter(pl.col("model") == "llm").row(0, named=True)
+    assert row["sampled"] is True and row["in_test"] is False and row["mean_rank"] is None

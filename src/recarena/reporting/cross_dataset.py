@@ -63,6 +63,7 @@ class CrossDataset:
     ranks: np.ndarray  # models × datasets: rank among the tested models (1 = best, ties averaged; NaN if left out)
     tested: list[str]  # the models with a value on every dataset: the Friedman test's treatments
     left_out: dict[str, str] = field(default_factory=dict)  # model → why it is not in the test
+    sampled: list[str] = field(default_factory=list)  # models scored on a user sample: labelled, never ranked
     empty: list[str] = field(default_factory=list)  # leaderboards without any value, not counted as datasets
     friedman: Friedman | None = None
     nemenyi: np.ndarray | None = None  # tested × tested Nemenyi p-values (scikit-posthocs), 1 on the diagonal
@@ -137,11 +138,21 @@ def cross_dataset(boards: list[Leaderboard], metric: str | None = None, alpha: f
     empty = [b.title for b in boards if not means[b.title]]
     datasets, keys = [b.title for b in used], [b.key for b in used]
     labels = list(dict.fromkeys(label for b in used for label in means[b.title]))
-    tested = [m for m in labels if all(m in means[d] for d in datasets)]
+    # a model scored on a sample of users (eval.max_users) is not ranked against models scored on every user
+    sampled: dict[str, list[str]] = {}
+    for board in used:
+        for row in board.rows:
+            if any(job.sampled for job in row.jobs):
+                sampled.setdefault(row.label, []).append(board.title)
+    tested = [m for m in labels if all(m in means[d] for d in datasets) and m not in sampled]
     left_out = {
         m: "no finished job (or no " + metric + ") on " + ", ".join(d for d in datasets if m not in means[d])
         for m in labels
-        if m not in tested
+        if m not in tested and m not in sampled
+    }
+    left_out |= {
+        m: "scored on a sample of users (eval.max_users) on " + ", ".join(where) + ", not on every user as the others"
+        for m, where in sampled.items()
     }
     complete = np.array([[means[d][m] for m in tested] for d in datasets], dtype=float).reshape(len(datasets), -1)
     ranks_t = rank_models(complete, higher) if complete.size else complete  # datasets × tested models
@@ -175,6 +186,7 @@ def cross_dataset(boards: list[Leaderboard], metric: str | None = None, alpha: f
         ranks=ranks,
         tested=tested,
         left_out=left_out,
+        sampled=list(sampled),
         empty=empty,
         friedman=friedman,
         nemenyi=nemenyi,
@@ -190,6 +202,7 @@ def cross_dataset_frame(result: CrossDataset) -> pl.DataFrame:
         record: dict[str, object] = {
             "model": model,
             "in_test": model in result.tested,
+            "sampled": model in result.sampled,
             "mean_rank": _or_none(result.mean_rank(model)),
         }
         for j, key in enumerate(result.keys):
@@ -197,7 +210,7 @@ def cross_dataset_frame(result: CrossDataset) -> pl.DataFrame:
             record[f"{key}/rank"] = _or_none(float(result.ranks[i, j]))
         records.append(record)
     if not records:
-        return pl.DataFrame({"model": [], "in_test": [], "mean_rank": []})
+        return pl.DataFrame({"model": [], "in_test": [], "sampled": [], "mean_rank": []})
     return pl.DataFrame(records, infer_schema_length=None)
 
 
@@ -219,7 +232,8 @@ def markdown_lines(result: CrossDataset, plot: Path | None = None) -> list[str]:
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for i, model in enumerate(result.models):
         mean = result.mean_rank(model)
-        cells = [model, "—" if math.isnan(mean) else f"{mean:.2f}"]
+        label = f"{model} (sampled users)" if model in result.sampled else model
+        cells = [label, "—" if math.isnan(mean) else f"{mean:.2f}"]
         for j in range(n):
             value, rank = result.values[i, j], result.ranks[i, j]
             text = "—" if math.isnan(value) else f"{value:.4f}"

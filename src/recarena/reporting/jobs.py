@@ -67,8 +67,6 @@ def collect_jobs(sweep_dir: str | Path) -> list[Job]:
     return jobs
 
 
-
-
 def by_data_split(jobs: list[Job]) -> dict[tuple[str, str], list[Job]]:
     """Jobs grouped by (dataset, split), in the order the groups first appear: one leaderboard each."""
     groups: dict[tuple[str, str], list[Job]] = {}
