@@ -34,11 +34,11 @@ from transformers import get_scheduler
 from benchmarks.scales import SCALES
 from recarena.data.datamodule import EpochSeededSampler
 from recarena.data.views import EvalUsers
-from recarena.eval import quiet_lightning
 from recarena.models.generative.item_tokens import N_SPECIAL
 from recarena.models.generative.losses import chunked_cross_entropy
 from recarena.models.ranking import mask_known
 from recarena.utils.compose import compose_train_config
+from recarena.utils.console import quiet_lightning
 from recarena.utils.instantiate import build, build_all
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recarena.eval import evaluate, quiet_lightning
 from recarena.reporting.tradeoff import tradeoff_markdown, write_tradeoff
+from recarena.runs import evaluate
+from recarena.utils.console import quiet_lightning
 
 METRICS = ("ndcg", "ild", "coverage")
 

@@ -5,8 +5,11 @@ the database counted afterwards (acknowledged = stored, nothing lost).
 The server runs in its own process (one BLAS/torch thread); the client is aiohttp on one asyncio loop in this
 process, so on a 2-core machine the two share the cores, as they would on one small host.
 
+The last column of a GET row is what the server's batcher did (GET /health's `batches`: mean and largest batch,
+model calls); `--serve serve.batch.max_size=1` measures one request per model call.
+
 Usage: python -m benchmarks.serve_load --runs itemcf=outputs/serve/itemcf mf=outputs/serve/mf
-       [--seconds 30] [--concurrency 8] [--k 10] [--feedback-seconds 10]"""
+       [--seconds 30] [--concurrency 8] [--k 10] [--feedback-seconds 10] [--serve KEY=VALUE ...]"""
 
 from __future__ import annotations
 
@@ -37,11 +40,11 @@ def _port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(run_dir: Path, port: int, database: Path) -> subprocess.Popen:
+def start_server(run_dir: Path, port: int, database: Path, overrides: list[str]) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     env.pop("RECARENA_WRITE_TOKEN", None)
     command = [sys.executable, "-m", "recarena.serve", f"run_dir={run_dir}", f"port={port}",
-               f"serve.feedback_db={database}"]  # fmt: skip
+               f"serve.feedback_db={database}", *overrides]  # fmt: skip
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -89,6 +92,11 @@ async def load(base: str, make_request, seconds: float, concurrency: int) -> tup
     return latencies, errors, acknowledged
 
 
+async def health(base: str) -> dict:
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/health") as response:
+        return await response.json()
+
+
 def row(name: str, what: str, latencies: list[float], seconds: float, errors: int, extra: str = "") -> str:
     ms = np.asarray(latencies) * 1000
     return (f"| {name} | {what} | {len(ms)} | {len(ms) / seconds:,.0f} | {np.percentile(ms, 50):.1f} | "
@@ -102,13 +110,16 @@ def bench(name: str, run_dir: Path, args: argparse.Namespace) -> list[str]:
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
         database = Path(tmp) / "feedback.sqlite"
-        process = start_server(run_dir, port, database)
+        process = start_server(run_dir, port, database, args.serve)
         try:
             asyncio.run(wait_up(base, process))
             lines = []
             recommend = lambda rng: ("GET", f"/recommend?user={rng.choice(users)}&k={args.k}", None)  # noqa: E731
             latencies, errors, _ = asyncio.run(load(base, recommend, args.seconds, args.concurrency))
-            lines.append(row(name, f"GET /recommend k={args.k}", latencies, args.seconds, errors))
+            batches = asyncio.run(health(base))["batches"]
+            sizes = [int(size) for size in batches["sizes"]]
+            seen = f"batches: mean {batches['mean_size']:.2f}, max {max(sizes, default=0)}, {batches['calls']} calls"
+            lines.append(row(name, f"GET /recommend k={args.k}", latencies, args.seconds, errors, seen))
             if args.feedback_seconds > 0:
                 event = lambda rng: {"user": rng.choice(users), "item": rng.choice(items), "kind": "click",  # noqa: E731
                                      "timestamp": 893286638 + rng.randrange(10**6)}  # fmt: skip
@@ -133,10 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feedback-seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--serve", nargs="*", default=[], help="serve overrides, e.g. serve.batch.max_size=1")
     args = parser.parse_args(argv)
     print(f"concurrency {args.concurrency}, {args.seconds:.0f} s per run after {WARMUP_S:.0f} s warm-up, "
           f"{os.cpu_count()} cores shared by server and client")  # fmt: skip
-    print("| run | request | requests | requests/s | p50 ms | p99 ms | errors | feedback rows |")
+    print(f"server overrides: {' '.join(args.serve) or 'none'}")
+    print("| run | request | requests | requests/s | p50 ms | p99 ms | errors | batches / feedback rows |")
     print("|---|---|---|---|---|---|---|---|")
     for spec in args.runs:
         name, _, path = spec.partition("=")

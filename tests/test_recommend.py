@@ -11,8 +11,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recarena.eval import evaluate, find_checkpoint
 from recarena.recommend import recommend
+from recarena.runs import evaluate, find_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 

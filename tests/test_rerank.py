@@ -18,8 +18,8 @@ from benchmarks import mmr_tradeoff
 from recarena.data.datamodule import RecDataModule
 from recarena.data.splits import temporal_ratio
 from recarena.errors import ConfigError
-from recarena.eval import evaluate
 from recarena.models.rerank import Reranker
+from recarena.runs import evaluate
 from recarena.topk import TopK
 
 ROOT = Path(__file__).resolve().parents[1]

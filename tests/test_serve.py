@@ -1,6 +1,7 @@
 """The recommendation service, over real HTTP on 127.0.0.1 with a real SQLite feedback database: it answers what
 `recommend` answers, names the field at fault, guards writes with a token, and loses no acknowledged feedback."""
 
+import json
 import os
 import signal
 import socket
@@ -235,3 +236,31 @@ def test_a_foreign_database_is_never_written_and_passwords_are_not_printed(itemc
     with pytest.raises(ConfigError) as error:
         FeedbackStore("postgresql+nosuchdriver://alice:hunter2@127.0.0.1/feedback")
     assert "hunter2" not in str(error.value) and "alice:***@" in str(error.value)
+
+
+def test_negative_feedback_keeps_items_out_of_lists_and_never_becomes_history(itemcf_run, tmp_path):
+    """server → update → serve: a dislike and a skip are stored, never folded in as interactions, and their items
+    leave that user's served and printed lists; an unknown kind is refused by name; "008" is user 8 everywhere."""
+    from recarena.update import update
+
+    database = tmp_path / "feedback.sqlite"
+    with serving(itemcf_run, f"serve.feedback_db={database}") as (client, _):
+        before = _items(client.get("/recommend", params={"user": "8", "k": 6}).json())
+        assert _items(client.get("/recommend", params={"user": "008", "k": 6}).json()) == before  # one id rule
+        events = [{"user": "8", "item": before[0], "kind": "dislike", "timestamp": 893286703},
+                  {"user": 8, "item": before[2], "kind": "skip", "timestamp": 893286704}]  # fmt: skip
+        assert client.post("/feedback", json={"events": events}).json() == {"stored": 2}
+        odd = client.post("/feedback", json={"events": [{**events[0], "kind": "teleport"}]})
+        assert odd.status_code == 422 and odd.json()["detail"][0]["loc"] == ["body", "events", 0, "kind"]
+        assert "'teleport' is not a known kind" in odd.json()["detail"][0]["msg"]
+    out = update(itemcf_run, database, tmp_path / "next")
+    cleaning = json.loads((out / "update.json").read_text())["cleaning"]
+    assert (cleaning["kept"], cleaning["negatives_kept"]) == (0, 2)
+    parent, updated = Engine(itemcf_run), Engine(out)
+    assert (updated.known != parent.known).nnz == 0  # no interaction was added: negatives are not history
+    expected = [item for item in before if item not in (before[0], before[2])]
+    with serving(out) as (client, _):
+        served = _items(client.get("/recommend", params={"user": "8", "k": 4}).json())
+    assert served == expected
+    assert [str(r["item"]) for r in recommend(out, "008", 4)] == expected
+    assert [r["rank"] for r in recommend(out, 8, 4)] == [1, 2, 3, 4]

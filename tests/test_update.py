@@ -7,12 +7,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recarena.data.events import added_events, fold_events, read_events
+from recarena.data.events import EventKinds, fold_events, read_events
 from recarena.data.interactions import Interactions
 from recarena.data.splits import TEST, TRAIN, VALID
 from recarena.errors import ConfigError, DataError
-from recarena.eval import evaluate, restore_run
-from recarena.recommend import recommend, user_index
+from recarena.recommend import recommend
+from recarena.runs import evaluate, restore_run
 from recarena.update import update
 from tests.test_recommend import _cli, _train
 
@@ -34,16 +34,37 @@ def test_events_are_cleaned_and_folded_into_train():
             "timestamp": ["7", "8", "6", "9", "6", "10", "-1", "7.5"],
         }
     )  # kept: 10→3 at 7, 20→1 at 6 (its repeat at 9 dropped), new user 30→1; 10→2 is in the data; item 9 unknown
-    folded, counts = fold_events(_data(), events, "clicks.csv")
-    assert counts == {"events": 8, "dropped_bad_timestamp": 2, "dropped_unknown_item": 1,
-                      "dropped_already_in_data": 1, "dropped_duplicate": 1, "kept": 3, "new_users": 1}  # fmt: skip
+    folded, counts, kept = fold_events(_data(), events, "clicks.csv")
+    assert counts == {"events": 8, "dropped_unknown_kind": 0, "dropped_bad_timestamp": 2, "dropped_unknown_item": 1,
+                      "dropped_already_in_data": 1, "dropped_duplicate": 1, "dropped_negative_of_unknown_user": 0,
+                      "kept": 3, "negatives_kept": 0, "new_users": 1}  # fmt: skip
     assert folded.user_ids.tolist() == [10, 20, 30]  # known users keep their indices, the new one is appended
     assert folded.train.toarray().tolist() == [[1, 0, 1], [1, 0, 0], [1, 0, 0]]
     assert folded.valid.toarray().tolist() == [[0, 0, 0], [0, 0, 1], [0, 0, 0]]  # other parts untouched
     assert folded.test.toarray().tolist() == [[0, 1, 0], [0, 0, 0], [0, 0, 0]]
     assert folded.sequences("train")[1].tolist() == [0]  # user 20's train history: item 1 at time 6
-    added = added_events(folded, _data())
-    assert added.rows() == [("20", "1", 6), ("10", "3", 7), ("30", "1", 10)]
+    assert kept.rows() == [("20", "1", "click", 6), ("10", "3", "click", 7), ("30", "1", "click", 10)]
+
+
+def test_negative_kinds_never_become_interactions_and_unknown_kinds_are_dropped():
+    events = pl.DataFrame(
+        {
+            "user": ["10", "010", "20", "10", "30", "20"],
+            "item": ["3", "03", "2", "2", "1", "1"],
+            "kind": ["dislike", " SKIP", "Purchase", "teleport", "skip", "view"],
+            "timestamp": ["7", "8", "6", "9", "6", "10"],
+        }
+    )  # "010"/"03" are user 10 / item 3 by the integer id rule; user 30 is unknown and has only a negative event
+    folded, counts, kept = fold_events(_data(), events, "feedback")
+    assert counts == {"events": 6, "dropped_unknown_kind": 1, "dropped_bad_timestamp": 0, "dropped_unknown_item": 0,
+                      "dropped_already_in_data": 0, "dropped_duplicate": 0, "dropped_negative_of_unknown_user": 1,
+                      "kept": 2, "negatives_kept": 2, "new_users": 0}  # fmt: skip
+    assert folded.train.toarray().tolist() == [[1, 0, 0], [1, 1, 0]]  # the dislike and the skip are not interactions
+    assert folded.blocked(0).tolist() == [2] and folded.blocked(1).tolist() == []  # user 10 never sees item 3
+    assert kept.rows() == [("20", "2", "purchase", 6), ("10", "3", "dislike", 7), ("010", "03", "skip", 8),
+                           ("20", "1", "view", 10)]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"events: kind 'like' is both positive and negative"):
+        EventKinds(positive=("click", "like"), negative=("Like",))
 
 
 def test_a_bad_events_table_is_named(tmp_path):
@@ -68,7 +89,7 @@ def _lists(run_dir, users, k=20):
 def _unseen(run_dir, user: int, n: int) -> list[int]:
     """The first n items of the user's test list that the user has not interacted with in any part (raw ids)."""
     data = restore_run(run_dir).datamodule.data
-    seen = set(data.item_ids[data.frame.filter(pl.col("u") == user_index(data, user))["i"].to_numpy()].tolist())
+    seen = set(data.item_ids[data.frame.filter(pl.col("u") == data.user_index(user))["i"].to_numpy()].tolist())
     frame = pl.read_parquet(run_dir / "recommendations.parquet")
     listed = frame.filter((pl.col("user") == user) & (pl.col("stage") == "test")).sort("rank")["item"].to_list()
     return [i for i in listed if i not in seen][:n]

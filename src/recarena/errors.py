@@ -11,3 +11,7 @@ class DataError(RecArenaError):
 
 class ConfigError(RecArenaError):
     """A configuration value is invalid; the message names the key."""
+
+
+class RunError(RecArenaError):
+    """A run folder is incomplete or unreadable (its saved config or checkpoint); the message names the file."""

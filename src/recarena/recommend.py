@@ -15,67 +15,13 @@ from typing import Any
 import hydra
 import numpy as np
 import polars as pl
-import pytorch_lightning as pl_lightning
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader
 
-from recarena.data.interactions import Interactions, Stage
-from recarena.data.views import EvalUsers
-from recarena.eval import eval_trainer, quiet_lightning, restore_run, run_stage
+from recarena.data.interactions import Stage
 from recarena.reporting.samples import explain_rows
+from recarena.runs import Collect, UserSubset, eval_trainer, restore_run, run_stage
 from recarena.utils.compose import CONFIG_DIR
-
-
-class UserSubset(pl_lightning.LightningDataModule):
-    """The run's data module, serving only `users` to the val/test loops (one batch, the stage's known items)."""
-
-    def __init__(self, inner: pl_lightning.LightningDataModule, users: np.ndarray) -> None:
-        super().__init__()
-        self.inner, self.users = inner, np.asarray(users, dtype=np.int64)
-        self.data: Interactions | None = getattr(inner, "data", None)
-
-    def setup(self, stage: str | None = None) -> None:
-        self.inner.setup(stage)
-        self.data = self.inner.data
-
-    def _loader(self, stage: Stage) -> DataLoader:
-        users = EvalUsers(self.data, stage)
-        users.users = self.users  # any known user, evaluated in this stage or not
-        return DataLoader(users, batch_size=len(self.users), shuffle=False, collate_fn=users.collate)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-
-class _Collect(pl_lightning.Callback):
-    """Keeps the TopK every val/test step returns."""
-
-    def __init__(self) -> None:
-        self.outputs: list = []
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self.outputs.append(outputs)
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self.outputs.append(outputs)
-
-
-def user_index(data: Interactions, user: Any) -> int:
-    """Index of a raw user id (as in recommendations.parquet); integer ids accept "196" and 196 alike."""
-    ids = data.user_ids
-    try:
-        key = int(user) if np.issubdtype(ids.dtype, np.integer) else str(user)
-    except (TypeError, ValueError):
-        key = None
-    found = np.flatnonzero(ids == key) if key is not None else np.zeros(0, dtype=np.int64)
-    if not found.size:
-        raise ValueError(
-            f"user={user!r} is not in the run's data ({len(ids)} users; raw ids such as {ids[:3].tolist()})"
-        )
-    return int(found[0])
+from recarena.utils.console import quiet_lightning
 
 
 def recommend(
@@ -93,16 +39,22 @@ def recommend(
         raise ValueError(f"k={k!r}: must be >= 1")
     run = restore_run(run_dir, data_dir)
     data = run.datamodule.data
-    index = user_index(data, user)
-    # the run's list length, so decoders whose lists depend on it (beam search) give the run's exact lists
-    run.model.eval_k = max(int(k), *[int(c) for c in run.cfg.eval.ks])
-    collect = _Collect()
+    index = data.user_index(user)
+    if index is None:
+        raise ValueError(f"user={user!r} is not in the run's data ({data.n_users} users; raw ids such as "
+                         f"{data.user_ids[:3].tolist()})")  # fmt: skip
+    # the run's list length, so decoders whose lists depend on it (beam search) give the run's exact lists; items the
+    # user gave negative feedback on (recarena.data.events) are asked for on top, then dropped
+    blocked = data.blocked(index)
+    run.model.eval_k = max(int(k), *[int(c) for c in run.cfg.eval.ks]) + len(blocked)
+    collect = Collect()
     with tempfile.TemporaryDirectory(prefix="recarena-recommend-") as tmp:
         trainer = eval_trainer(run.cfg, [collect], tmp, accelerator)
         run_stage(trainer, stage, run, UserSubset(run.datamodule, [index]))
     (top,) = collect.outputs
-    items = top.items[0, : int(k)].cpu().numpy()
-    scores = top.scores[0, : int(k)].float().cpu().numpy()
+    items, scores = top.items[0].cpu().numpy(), top.scores[0].float().cpu().numpy()
+    keep = ~np.isin(items, blocked)
+    items, scores = items[keep][: int(k)], scores[keep][: int(k)]
     return explain_rows(run.model, data, index, items, scores, stage)
 
 

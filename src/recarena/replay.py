@@ -22,8 +22,8 @@ import pytorch_lightning as pl_lightning
 from omegaconf import DictConfig
 
 from recarena.data.windows import Window, replay_windows, window_data
-from recarena.eval import eval_trainer, evaluator_for
 from recarena.models.fit_once import FitOnceModule
+from recarena.runs import eval_trainer, evaluator_for
 from recarena.serving.adapt import check_update, train_steps, update_model
 from recarena.utils.instantiate import build, build_all
 from recarena.utils.io import atomic_write, write_parquet

@@ -7,27 +7,34 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from recarena.errors import ConfigError, RecArenaError
-from recarena.eval import quiet_lightning
 from recarena.utils.compose import CONFIG_DIR
+from recarena.utils.console import quiet_lightning
 
 
 def build_app(cfg: DictConfig):
-    """The FastAPI app for `cfg` (engine loaded, feedback database opened)."""
-    from recarena.serving.app import create_app
+    """The FastAPI app for `cfg` (engine loaded, feedback database opened, limits, kinds and batching set)."""
+    from recarena.data.events import EventKinds
+    from recarena.serving.app import Limits, create_app
+    from recarena.serving.batcher import Batcher
     from recarena.serving.engine import Engine
     from recarena.serving.feedback import FeedbackStore
 
     token = write_token(cfg)
+    limits = Limits(**OmegaConf.to_container(cfg.serve.limits, resolve=True)) if cfg.serve.get("limits") else Limits()
+    kinds = EventKinds.from_config(cfg.get("events"))
+    batch = cfg.serve.get("batch") or {}
     engine = Engine(cfg.run_dir, cfg.data_dir, cfg.accelerator)
+    batcher = Batcher(engine, int(batch.get("max_size", 32)), float(batch.get("window_ms", 2.0)))
     store = FeedbackStore(cfg.serve.feedback_db or Path(cfg.run_dir) / "feedback.sqlite")
-    return create_app(engine, store, token)
+    return create_app(engine, store, token, limits, kinds, batcher)
 
 
 def write_token(cfg: DictConfig) -> str | None:
@@ -59,18 +66,44 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="serve")
-def main(cfg: DictConfig) -> None:
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before the server starts, so a taken port is a one-line error."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as error:
+        sock.close()
+        raise ConfigError(f"host={host} port={port}: cannot listen there ({error.strerror or error})") from error
+    return sock
+
+
+def run_server(app, cfg: DictConfig, sock: socket.socket) -> None:
+    """uvicorn on the bound socket, printing "serving …" once it is listening (not before)."""
     import uvicorn
 
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                print(f"serving {cfg.run_dir} on http://{cfg.host}:{cfg.port} (docs: /docs)", file=sys.stderr,
+                      flush=True)  # fmt: skip
+
+    config = uvicorn.Config(app, log_level=cfg.serve.log_level, access_log=cfg.serve.access_log)
+    Server(config).run(sockets=[sock])
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="serve")
+def main(cfg: DictConfig) -> None:
     quiet_lightning()
     try:
         app = build_app(cfg)
+        sock = bind(str(cfg.host), int(cfg.port))
     except (RecArenaError, ValueError, FileNotFoundError) as error:
         print(f"serve: {error}", file=sys.stderr)
         sys.exit(2)
-    print(f"serving {cfg.run_dir} on http://{cfg.host}:{cfg.port} (docs: /docs)", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=cfg.host, port=int(cfg.port), log_level=cfg.serve.log_level, access_log=cfg.serve.access_log)
+    run_server(app, cfg, sock)
 
 
 if __name__ == "__main__":

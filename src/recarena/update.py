@@ -4,8 +4,10 @@ The feedback is folded into the run's data by the data layer's rules (`recarena.
 (`recarena.serving.adapt`: fit-once families refit, gradient families train `steps` more steps from their weights)
 and a new run folder is written beside the parent, all at once (a temp folder renamed into place):
 - `.hydra/` the parent's config with `data.events` pointing at the new folder's `events.parquet` (so `recommend`,
-  `eval` and `serve` restore the updated data) and `parent_run` naming the parent;
-- `events.parquet`: every event folded in since the original run (the parent's, then the new ones kept);
+  `eval` and `serve` restore the updated data), `data.event_kinds` the kinds' vocabulary (config group `events`)
+  and `parent_run` naming the parent;
+- `events.parquet`: every event folded in since the original run (the parent's, then the new ones kept), with its
+  kind: positives are interactions, negatives keep their item out of that user's lists;
 - `update.json`: parent, feedback source, cleaning counts, users concerned, steps and seconds;
 - gradient families: `checkpoints/updated.ckpt`, the updated weights."""
 
@@ -25,13 +27,14 @@ import numpy as np
 import polars as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from recarena.data.events import added_events, fold_events, read_events
+from recarena.data.events import EventKinds, fold_events, read_events
 from recarena.errors import RecArenaError
-from recarena.eval import quiet_lightning, restore_run
 from recarena.models.fit_once import FitOnceModule
+from recarena.runs import restore_run
 from recarena.serving.adapt import check_update, load_weights, train_steps, users_subset
 from recarena.serving.feedback import FeedbackStore, redacted
 from recarena.utils.compose import CONFIG_DIR
+from recarena.utils.console import quiet_lightning
 from recarena.utils.io import write_json, write_parquet
 
 log = logging.getLogger(__name__)
@@ -62,9 +65,11 @@ def update(
     data_dir: str | None = None,
     accelerator: str | None = None,
     lr_scale: float = 0.1,
+    kinds: EventKinds | None = None,
 ) -> Path:
     """Write the updated run folder and return its path (see the module docstring)."""
     check_update(steps, lr_scale)
+    kinds = kinds or EventKinds()
     parent = Path(run_dir).resolve()
     source = Path(feedback) if feedback is not None and "://" not in str(feedback) else feedback
     source = source if source is not None else parent / "feedback.sqlite"
@@ -79,8 +84,7 @@ def update(
     start = time.perf_counter()
     run = restore_run(parent, data_dir)
     data = run.datamodule.data
-    new_data, counts = fold_events(data, events, str(source))
-    kept = added_events(new_data, data)
+    new_data, counts, kept = fold_events(data, events, redacted(source), kinds)
     users = np.unique(new_data.frame.filter(pl.col("pos") > int(data.frame["pos"].max()))["u"].to_numpy())
     model, trainer = run.model, None
     if isinstance(model, FitOnceModule):
@@ -93,7 +97,7 @@ def update(
     parent_events = _parent_events(run.cfg)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
         folder = Path(tmp) / "run"
-        _write_config(parent, folder)
+        _write_config(parent, folder, kinds)
         write_parquet(folder / EVENTS_FILE, pl.concat([parent_events, kept]) if parent_events is not None else kept)
         if trainer is not None:
             trainer.save_checkpoint(folder / "checkpoints" / "updated.ckpt", weights_only=True)
@@ -114,16 +118,17 @@ def update(
 
 def _parent_events(cfg: DictConfig) -> pl.DataFrame | None:
     path = cfg.data.get("events")
-    return read_events(path).select("user", "item", pl.col("timestamp").cast(pl.Int64)) if path else None
+    return read_events(path).with_columns(pl.col("timestamp").cast(pl.Int64)) if path else None
 
 
-def _write_config(parent: Path, folder: Path) -> None:
+def _write_config(parent: Path, folder: Path, kinds: EventKinds) -> None:
     """The parent's saved Hydra files, its config pointing `data.events` at this folder's table (resolved against
-    the folder the run is restored from) and naming the parent."""
+    the folder the run is restored from), recording the kinds' vocabulary and naming the parent."""
     shutil.copytree(parent / ".hydra", folder / ".hydra")
     config = OmegaConf.load(parent / ".hydra" / "config.yaml")
     with open_dict(config):
         config.data.events = "${hydra:runtime.output_dir}/" + EVENTS_FILE
+        config.data.event_kinds = kinds.as_config()
         config.parent_run = str(parent)
     OmegaConf.save(config, folder / ".hydra" / "config.yaml")
 
@@ -133,7 +138,9 @@ def main(cfg: DictConfig) -> None:
     quiet_lightning()
     logging.getLogger("recarena").setLevel(logging.INFO)
     try:
-        out = update(cfg.run_dir, cfg.feedback, cfg.out_dir, cfg.steps, cfg.data_dir, cfg.accelerator, cfg.lr_scale)
+        kinds = EventKinds.from_config(cfg.get("events"))
+        out = update(cfg.run_dir, cfg.feedback, cfg.out_dir, cfg.steps, cfg.data_dir, cfg.accelerator, cfg.lr_scale,
+                     kinds)  # fmt: skip
     except (RecArenaError, ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"update: {error}", file=sys.stderr)
         sys.exit(2)

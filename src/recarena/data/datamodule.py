@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from recarena.data import sources
 from recarena.data.cache import Notes, Processed, cache_folder, cache_key, input_files, read_cached, write_cached
-from recarena.data.events import fold_events, read_events
+from recarena.data.events import EventKinds, fold_events, read_events
 from recarena.data.interactions import Interactions, Stage
 from recarena.data.preprocess import preprocess
 from recarena.data.views import EvalUsers
@@ -54,6 +54,7 @@ class RecDataModule(pl_lightning.LightningDataModule):
         num_workers: int = 0,
         max_users: int | None = None,
         events: str | None = None,
+        event_kinds: dict | None = None,
         **source_options: Any,
     ) -> None:
         super().__init__()
@@ -75,6 +76,7 @@ class RecDataModule(pl_lightning.LightningDataModule):
             raise ConfigError(f"eval.max_users={max_users!r}: must be a positive integer, or null for every user")
         self.max_users = max_users
         self.events = events  # an events table folded into train after the split (written by recarena.update)
+        self.event_kinds = EventKinds.from_config(event_kinds)  # its kinds' vocabulary (recorded by recarena.update)
         self.source_options = {k: v for k, v in source_options.items() if k != "_target_"}
         self.data: Interactions | None = None
         self.timing: dict[str, float] = {}  # load_seconds (read + preprocess), split_seconds (split + CSR build)
@@ -110,7 +112,7 @@ class RecDataModule(pl_lightning.LightningDataModule):
         )
         data.max_users, data.sample_seed = self.max_users, self.seed
         if self.events:
-            data, _ = fold_events(data, read_events(self.events), str(self.events))
+            data, _, _ = fold_events(data, read_events(self.events), str(self.events), self.event_kinds)
         self.timing["split_seconds"] = time.perf_counter() - start
         return data
 

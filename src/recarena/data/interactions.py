@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -12,6 +13,7 @@ import scipy.sparse as sp
 from recarena.data.splits import TEST, TRAIN, VALID
 
 Stage = Literal["val", "test"]
+INTEGER = re.compile(r"[+-]?[0-9]+")  # an integer id as text (no "1_000", no "1e3")
 
 
 def _csr(frame: pl.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:
@@ -69,6 +71,9 @@ class Interactions:
     max_users: int | None = None  # eval.max_users: a seeded sample of each stage's users (docs/protocol.md §6)
     sample_seed: int = 0
     trust: pl.DataFrame | None = None  # user, trustee (raw ids), weight: the source's directed user → user links
+    # (user, item) index pairs of negative feedback (dislike, skip: recarena.data.events): never interactions, never
+    # in that user's served or printed lists; None when no negative event was folded in
+    negatives: sp.csr_matrix | None = None
     _derived: dict = field(default_factory=dict, repr=False, compare=False)  # sequences and matrices built once
 
     @classmethod
@@ -108,6 +113,27 @@ class Interactions:
     def n_items(self) -> int:
         return len(self.item_ids)
 
+    def user_index(self, raw: object) -> int | None:
+        """Index of a raw user id by the data's one keying rule (`id_key`), or None when the data has no such user."""
+        return self._index("user", self.user_ids).get(id_key(raw, self.user_ids))
+
+    def item_index(self, raw: object) -> int | None:
+        """Index of a raw item id by the data's one keying rule (`id_key`), or None when the catalogue lacks it."""
+        return self._index("item", self.item_ids).get(id_key(raw, self.item_ids))
+
+    def _index(self, side: str, ids: np.ndarray) -> dict:
+        key = f"{side}_index"
+        if key not in self._derived:
+            self._derived[key] = {id_key(raw, ids): n for n, raw in enumerate(ids.tolist())}
+        return self._derived[key]
+
+    def blocked(self, user: int) -> np.ndarray:
+        """Items the user gave negative feedback on (ascending indices; empty for a session or without any)."""
+        if self.negatives is None or not 0 <= user < self.negatives.shape[0]:
+            return np.zeros(0, dtype=np.int64)
+        start, stop = self.negatives.indptr[user], self.negatives.indptr[user + 1]
+        return np.sort(self.negatives.indices[start:stop]).astype(np.int64)
+
     def refit_view(self) -> Interactions:
         """The same data with valid folded into train, for refitting before test (`eval.refit_on_valid`)."""
         frame = self.frame.with_columns(
@@ -116,7 +142,7 @@ class Interactions:
         refit = Interactions.build(
             frame, self.user_ids, self.item_ids, self.items, self.users, self.counts, self.name, self.trust
         )
-        refit.max_users, refit.sample_seed = self.max_users, self.sample_seed
+        refit.max_users, refit.sample_seed, refit.negatives = self.max_users, self.sample_seed, self.negatives
         return refit
 
     def known(self, stage: Stage) -> sp.csr_matrix:
@@ -201,6 +227,21 @@ class Interactions:
         for row, values in enumerate(genres.to_list()):
             matrix[row, [index[g] for g in values]] = 1.0
         return matrix
+
+
+def id_key(raw: object, ids: np.ndarray) -> int | str | None:
+    """The one rule that turns a raw id from anywhere (command line, HTTP, events table) into a key of `ids`: when
+    the data's ids are integers (the id rule of docs/protocol.md §1), any text that reads as an integer is that
+    integer ("0196" and " 196" are 196) and anything else matches nothing (None); otherwise the text, stripped.
+    Booleans are never ids."""
+    if isinstance(raw, bool | np.bool_):
+        return None
+    if np.issubdtype(ids.dtype, np.integer):
+        if isinstance(raw, int | np.integer):
+            return int(raw)
+        text = str(raw).strip()
+        return int(text) if INTEGER.fullmatch(text) else None
+    return str(raw).strip()
 
 
 def _union(a: sp.csr_matrix, b: sp.csr_matrix) -> sp.csr_matrix:

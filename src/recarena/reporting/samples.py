@@ -49,13 +49,11 @@ def sample_rows(model, data: Interactions, recommendations: pl.DataFrame, n_user
     """Explained rows for the first `n_users` test users of a run's recommendations (raw ids, rank ≤ k)."""
     test = recommendations.filter((pl.col("stage") == "test") & (pl.col("rank") <= k) & pl.col("item").is_not_null())
     users = test["user"].unique(maintain_order=True).head(n_users).to_list()
-    user_index = {raw: i for i, raw in enumerate(data.user_ids.tolist())}
-    item_index = {raw: i for i, raw in enumerate(data.item_ids.tolist())}
     rows = []
     for raw_user in users:
         mine = test.filter(pl.col("user") == raw_user).sort("rank")
-        items = np.array([item_index[i] for i in mine["item"].to_list()])
-        for row in explain_rows(model, data, user_index[raw_user], items, mine["score"].to_numpy()):
+        items = np.array([data.item_index(i) for i in mine["item"].to_list()])
+        for row in explain_rows(model, data, data.user_index(raw_user), items, mine["score"].to_numpy()):
             rows.append([row[c] for c in COLUMNS])
     return rows
 
