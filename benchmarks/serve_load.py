@@ -28,7 +28,7 @@ import aiohttp
 import numpy as np
 import polars as pl
 
-from recarena.serving.feedback import FeedbackStore
+from recarena.data.feedback import FeedbackStore
 
 ROOT = Path(__file__).resolve().parents[1]
 WARMUP_S = 2.0

@@ -16,9 +16,9 @@ import httpx
 import polars as pl
 import pytest
 
+from recarena.data.feedback import FeedbackStore
 from recarena.recommend import recommend
 from recarena.serving.engine import Engine
-from recarena.serving.feedback import FeedbackStore
 from tests.test_recommend import _train, gpt_run  # noqa: F401  (gpt_run: the module fixture, shared)
 
 TOKEN = "s3cret"
@@ -218,8 +218,8 @@ def test_a_foreign_database_is_never_written_and_passwords_are_not_printed(itemc
     import hashlib
     import sqlite3
 
+    from recarena.data.feedback import redacted
     from recarena.errors import ConfigError
-    from recarena.serving.feedback import redacted
     from recarena.update import update
 
     foreign = tmp_path / "shop.sqlite"

@@ -4,7 +4,7 @@ The data's latest period is cut into `replay.windows` time windows (`recarena.da
 strictly earlier than the window). The model is fitted on the history of the first window, then for each window it
 recommends for the window's active users (history: everything before the window) and is scored on the window's
 interactions by the same RecEvalCallback as every run. Two arms share that first fit: "static" never changes;
-"updated" is brought up to each window's history before scoring it (`recarena.serving.adapt.update_model`: a refit,
+"updated" is brought up to each window's history before scoring it (`recarena.models.adapt.update_model`: a refit,
 or `replay.steps` fine-tune steps on the users active in the previous window), and the update's seconds are its
 cost. Results: `replay.csv` in the run folder and `replay/<arm>/<metric>` per window through the loggers."""
 
@@ -22,9 +22,9 @@ import pytorch_lightning as pl_lightning
 from omegaconf import DictConfig
 
 from recarena.data.windows import Window, replay_windows, window_data
+from recarena.models.adapt import check_update, train_steps, update_model
 from recarena.models.fit_once import FitOnceModule
 from recarena.runs import eval_trainer, evaluator_for
-from recarena.serving.adapt import check_update, train_steps, update_model
 from recarena.utils.instantiate import build, build_all
 from recarena.utils.io import atomic_write, write_parquet
 from recarena.utils.wandb_logger import finish_wandb

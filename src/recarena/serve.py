@@ -22,10 +22,10 @@ from recarena.utils.console import quiet_lightning
 def build_app(cfg: DictConfig):
     """The FastAPI app for `cfg` (engine loaded, feedback database opened, limits, kinds and batching set)."""
     from recarena.data.events import EventKinds
+    from recarena.data.feedback import FeedbackStore
     from recarena.serving.app import Limits, create_app
     from recarena.serving.batcher import Batcher
     from recarena.serving.engine import Engine
-    from recarena.serving.feedback import FeedbackStore
 
     token = write_token(cfg)
     limits = Limits(**OmegaConf.to_container(cfg.serve.limits, resolve=True)) if cfg.serve.get("limits") else Limits()

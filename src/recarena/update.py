@@ -1,7 +1,7 @@
 """`python -m recarena.update run_dir=<run> feedback=<db or table>`: the next iteration of a served run.
 
 The feedback is folded into the run's data by the data layer's rules (`recarena.data.events`), the model is updated
-(`recarena.serving.adapt`: fit-once families refit, gradient families train `steps` more steps from their weights)
+(`recarena.models.adapt`: fit-once families refit, gradient families train `steps` more steps from their weights)
 and a new run folder is written beside the parent, all at once (a temp folder renamed into place):
 - `.hydra/` the parent's config with `data.events` pointing at the new folder's `events.parquet` (so `recommend`,
   `eval` and `serve` restore the updated data), `data.event_kinds` the kinds' vocabulary (config group `events`)
@@ -28,11 +28,11 @@ import polars as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recarena.data.events import EventKinds, fold_events, read_events
+from recarena.data.feedback import FeedbackStore, redacted
 from recarena.errors import RecArenaError
+from recarena.models.adapt import check_update, load_weights, train_steps, users_subset
 from recarena.models.fit_once import FitOnceModule
 from recarena.runs import restore_run
-from recarena.serving.adapt import check_update, load_weights, train_steps, users_subset
-from recarena.serving.feedback import FeedbackStore, redacted
 from recarena.utils.compose import CONFIG_DIR
 from recarena.utils.console import quiet_lightning
 from recarena.utils.io import write_json, write_parquet

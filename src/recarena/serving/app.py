@@ -17,9 +17,9 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field, StrictInt, StrictStr, field_validator
 
 from recarena.data.events import MAX_TIMESTAMP, EventKinds
+from recarena.data.feedback import FeedbackStore
 from recarena.serving.batcher import Batcher
 from recarena.serving.engine import Answer, Engine, RequestError
-from recarena.serving.feedback import FeedbackStore
 
 # ids are strings or whole numbers in JSON, stored and matched as strings; strict: `true` is not the id 1
 RawId = StrictStr | StrictInt
