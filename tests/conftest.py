@@ -51,6 +51,47 @@ def run_train(tmp_path):
         out = tmp_path / f"run{counter['n']}"
         out.mkdir()
         cfg = compose_config(list(overrides), out)
+        save_run_config(cfg, out)
         return train(cfg), out
 
     return run
+
+
+def save_run_config(cfg, out: Path) -> None:
+    """The run's `.hydra/` files as the command line writes them (config.yaml without its hydra node, hydra.yaml
+    with it), so an in-process run can be restored like any run folder."""
+    from omegaconf import OmegaConf, open_dict
+
+    folder = out / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create({"hydra": cfg.hydra}), folder / "hydra.yaml")
+    plain = cfg.copy()
+    with open_dict(plain):
+        del plain["hydra"]
+    OmegaConf.save(plain, folder / "config.yaml")
+
+
+def saved_list_metrics(out: Path, stage: str, k: int) -> dict[str, float]:
+    """recall@k and the share of empty list slots, derived from a run's saved lists (recommendations.parquet) and
+    its data's held-out items without the evaluator: the values its reported recall@k and invalid_rate must equal
+    (an empty slot is an output the model generated that named no unknown catalogue item)."""
+    import numpy as np
+    import polars as pl
+
+    from recarena.runs import run_config
+    from recarena.utils.instantiate import build
+
+    datamodule = build(run_config(out).data, "data")
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    data = datamodule.data
+    rows = pl.read_parquet(out / "recommendations.parquet").filter(pl.col("stage") == stage)
+    listed: dict[int, set[int]] = {}
+    for user, item in rows.filter(pl.col("rank") <= k).select("user", "item").iter_rows():
+        listed.setdefault(data.user_index(user), set())
+        if item is not None:
+            listed[data.user_index(user)].add(data.item_index(item))
+    truth = data.truth(stage)
+    users = data.eval_users(stage)
+    recall = [len(listed.get(int(u), set()) & set(truth[int(u)].indices.tolist())) / truth[int(u)].nnz for u in users]
+    return {f"recall@{k}": float(np.mean(recall)), "empty_share": float(rows["item"].is_null().mean())}

@@ -55,16 +55,3 @@ def test_similarity_blocks_sized_by_the_byte_budget_give_the_same_neighbours():
                 assert np.array_equal(small.data, default.data)
     finally:
         torch.set_num_threads(threads)
-
-
-@pytest.mark.parametrize("model", ["gpt_dgrs", "bert_dgrs"])
-def test_generative_metrics_are_identical_across_scoring_chunk_sizes(run_train, model):
-    """The same seeded training, then val/test scored one user at a time, seven at a time, in chunks capped by a
-    byte budget of about seven users' scores, and with the defaults: every metric identical."""
-    tiny = ["model.n_embd=16", "model.n_layer=1", "model.n_head=1", "model.max_len=20", "trainer.max_epochs=2",
-            "callbacks.early_stopping=null"]  # fmt: skip
-    chunks = (["eval.batch_size=1"], ["eval.batch_size=7"], [f"eval.max_chunk_bytes={N_ITEMS * 16 * 7}"], [])
-    runs = [run_train(f"model={model}", "data=synthetic", "logger=none", *tiny, *extra)[0] for extra in chunks]
-    for stage in ("val", "test"):
-        for other in runs[1:]:
-            assert other[stage] == runs[0][stage], stage

@@ -11,6 +11,7 @@ import pytest
 
 from recarena.errors import ConfigError, DataError
 from recarena.utils.wandb_records import offline_runs
+from tests.conftest import saved_list_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["pop", "itemcf", "usercf", "mf", "mf_bpr"]
@@ -21,7 +22,7 @@ def test_every_model_runs_end_to_end_and_wandb_matches_metrics_json(run_train, m
     results, out = run_train(f"model={model}", "data=synthetic", "logger=wandb")
     saved = json.loads((out / "metrics.json").read_text())
     for stage in ("val", "test"):
-        assert 0.0 <= saved[stage]["recall@10"] <= 1.0
+        assert saved[stage]["recall@10"] == pytest.approx(saved_list_metrics(out, stage, 10)["recall@10"], abs=1e-9)
         assert saved[stage]["recall@10"] == pytest.approx(results[stage]["recall@10"])
     (run,) = offline_runs(out)
     assert run.job_type == model
@@ -33,12 +34,6 @@ def test_every_model_runs_end_to_end_and_wandb_matches_metrics_json(run_train, m
     assert recs.group_by(["user", "stage"]).len()["len"].unique().to_list() == [20]
     per_user = pl.read_parquet(out / "per_user_metrics.parquet")
     assert per_user.filter(pl.col("stage") == "test")["recall@10"].mean() == pytest.approx(saved["test"]["recall@10"])
-
-
-def test_metrics_do_not_depend_on_the_evaluation_batch_size(run_train):
-    runs = [run_train("model=usercf", "data=synthetic", "logger=none", f"eval.batch_size={b}")[0] for b in (1, 7, 512)]
-    for stage in ("val", "test"):
-        assert runs[0][stage] == runs[1][stage] == runs[2][stage]
 
 
 def test_popularity_on_ml100k_reproduces_the_protocol_check(run_train):

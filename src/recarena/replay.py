@@ -49,8 +49,7 @@ def replay(cfg: DictConfig) -> pl.DataFrame:
     first = window_data(data, windows[0])
     start = time.perf_counter()
     if isinstance(model, FitOnceModule):
-        model.recommender.fit(first)
-        model.fitted = True
+        model.refit(first)
     else:
         train_steps(model, cfg, first, None, cfg.trainer.get("accelerator"))
     fit_seconds = time.perf_counter() - start

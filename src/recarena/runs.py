@@ -152,8 +152,7 @@ def restore_run(
     attach_reranker(model, cfg, datamodule.data)
     checkpoint = None
     if isinstance(model, FitOnceModule):
-        model.recommender.fit(datamodule.data)
-        model.fitted = True
+        model.refit(datamodule.data)
     else:
         checkpoint = find_checkpoint(run_dir)
         if checkpoint is None and model.trains:

@@ -88,7 +88,7 @@ def update(
     users = np.unique(new_data.frame.filter(pl.col("pos") > int(data.frame["pos"].max()))["u"].to_numpy())
     model, trainer = run.model, None
     if isinstance(model, FitOnceModule):
-        model.recommender.fit(new_data)
+        model.refit(new_data)
     elif run.checkpoint is not None:
         load_weights(model, new_data, run.checkpoint)
         if len(users) and int(steps) > 0:

@@ -59,6 +59,13 @@ class EvalUsers(Dataset):
         }
 
 
+def window_bounds(length: int, max_len: int) -> list[tuple[int, int]]:
+    """The training windows of every sequence view: consecutive [start, end) slices of at most `max_len` positions,
+    cut from the end of a sequence of `length`, so each position is in exactly one window (the most recent
+    window is full; the oldest may be short)."""
+    return [(max(0, end - max_len), end) for end in range(length, 0, -int(max_len))]
+
+
 def pad_batch(rows: list[np.ndarray], value: int) -> torch.Tensor:
     """Right-pad 1-D integer arrays into a (len(rows), longest) tensor."""
     out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=torch.long)
@@ -79,12 +86,9 @@ class CausalWindows(Dataset):
     def __init__(self, token_sequences: list[np.ndarray], max_len: int, batch_size: int = 128) -> None:
         self.batch_size = batch_size
         self.windows: list[tuple[np.ndarray, np.ndarray]] = []
-        for tokens in token_sequences:
-            end = len(tokens) - 1
-            while end >= 1:
-                start = max(1, end - max_len + 1)
-                self.windows.append((tokens[start - 1 : end], tokens[start : end + 1]))
-                end = start - 1
+        for tokens in token_sequences:  # target j is token j + 1 (token 0 is BOS); its input is token j
+            for start, end in window_bounds(len(tokens) - 1, max_len):
+                self.windows.append((tokens[start:end], tokens[start + 1 : end + 1]))
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -126,7 +130,7 @@ class MaskedSequences(Dataset):
         self.mask_prob, self.last_prob, self.batch_size = mask_prob, last_prob, batch_size
         self.rng = np.random.default_rng(seed)
         self.windows = [
-            seq[max(0, end - max_len) : end] for seq in item_sequences for end in _window_ends(len(seq), max_len)
+            seq[start:end] for seq in item_sequences if len(seq) >= 2 for start, end in window_bounds(len(seq), max_len)
         ]
 
     def __len__(self) -> int:
@@ -156,6 +160,3 @@ class MaskedSequences(Dataset):
         }
 
 
-def _window_ends(length: int, max_len: int) -> list[int]:
-    """End positions of consecutive windows of at most `max_len` items, cut from the end of a sequence."""
-    return list(range(length, 0, -max_len)) if length >= 2 else []

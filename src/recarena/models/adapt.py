@@ -95,8 +95,7 @@ def update_model(
     `users` (those with new events)."""
     start = time.perf_counter()
     if isinstance(model, FitOnceModule):
-        model.recommender.fit(data)
-        model.fitted = True
+        model.refit(data)
     elif len(users) and int(steps) > 0:
         train_steps(model, cfg, users_subset(data, users), int(steps), accelerator, lr_scale)
     return time.perf_counter() - start

@@ -39,12 +39,17 @@ class FitOnceModule(RecModule):
     def train_view(self, data: Interactions) -> Dataset:
         return MatrixView(data)
 
+    def refit(self, data: Interactions) -> float:
+        """Fit the recommender on `data`'s train part (training, a restored run, an update, a replay window: the one
+        way a fit-once model is brought up to data); returns the seconds it took."""
+        start = time.perf_counter()
+        self.recommender.fit(data)
+        self.fitted = True
+        return time.perf_counter() - start
+
     def training_step(self, batch: WholeData, batch_idx: int) -> None:
         if not self.fitted:
-            start = time.perf_counter()
-            self.recommender.fit(batch.data)
-            self.fit_seconds = time.perf_counter() - start
-            self.fitted = True
+            self.fit_seconds = self.refit(batch.data)  # the training fit's time, reported in metrics.json
             self.log("fit_seconds", self.fit_seconds, on_step=False, on_epoch=True, batch_size=1)
 
     def on_train_epoch_end(self) -> None:
@@ -53,7 +58,7 @@ class FitOnceModule(RecModule):
     def on_test_start(self) -> None:
         """With `eval.refit_on_valid`, fit again on train + valid before scoring the test period."""
         if self.refit_on_valid:
-            self.recommender.fit(self.trainer.datamodule.data.refit_view())
+            self.refit(self.trainer.datamodule.data.refit_view())
 
     def configure_optimizers(self) -> None:
         return None

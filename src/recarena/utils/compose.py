@@ -8,7 +8,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")  # the project's conf/ (train, eval, recommend)
+# the Hydra configs inside the package (recarena/conf: a link to the project's conf/ in a checkout, the files
+# themselves in an installed wheel), so every entry point finds them however recarena was installed
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
 def compose_train_config(overrides: list[str], output_dir: Path, data_dir: Path | None = None) -> DictConfig:

@@ -1,9 +1,11 @@
-"""What GPT-DGRS and BERT-DGRS share: item tokens, validation of generated ids, explanations, saving."""
+"""What GPT-DGRS and BERT-DGRS share: their common hyper-parameters and checks, item tokens, validation of generated
+ids, explanations, saving."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,13 @@ from recarena.data.interactions import Interactions
 from recarena.errors import ConfigError
 from recarena.models.base import RecModule
 from recarena.models.generative.item_tokens import N_SPECIAL, ItemTokens
-from recarena.models.generative.losses import chunked_cross_entropy, draw_negatives, sampled_cross_entropy
+from recarena.models.generative.losses import (
+    check_loss,
+    chunked_cross_entropy,
+    draw_negatives,
+    sampled_cross_entropy,
+)
+from recarena.models.generative.pretrained import check_pretrained
 from recarena.models.generative.semantic_ids import CodebookReport, semantic_tokens
 from recarena.topk import TopK
 
@@ -34,6 +42,43 @@ def check_schedule(lr_schedule: str, warmup: float) -> None:
         raise ConfigError(f"model.warmup={warmup!r}: the share of training steps spent warming up, in [0, 1)")
 
 
+@dataclass(frozen=True)
+class SequenceHParams:
+    """The hyper-parameters every item-sequence generator (GPT-DGRS, BERT-DGRS) takes, with their defaults: the
+    window, the transformer's size, the optimiser and its schedule, decoding, item ids and the loss. A family's
+    `__init__` names only its own and passes the rest here (`model.<key>` in the config)."""
+
+    max_len: int = 50  # items of history in one window
+    n_layer: int = 2
+    n_head: int = 2
+    n_embd: int = 64
+    dropout: float = 0.2
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    lr_schedule: str = "constant"  # one of LR_SCHEDULES, per step over trainer.max_epochs
+    warmup: float = 0.0  # share of the training steps spent warming the learning rate up
+    batch_size: int = 128
+    constrained: bool = True  # generated ids restricted to unknown catalogue items
+    num_beams: int | None = None
+    pretrained: str | None = None  # a local folder or hub name of the family's backbone
+    item_ids: str = "atomic"  # atomic (one token per item) | semantic (code tuples)
+    semantic: dict | None = None  # semantic ids: levels, source, dedup (SEMANTIC_DEFAULTS)
+    text_cache_dir: str | None = None  # MiniLM item embeddings' cache
+    loss: str = "full"  # full softmax | sampled (shared negatives, logQ-corrected)
+    loss_chunk_bytes: int = 64 * 2**20
+    negatives: int = 256
+    sampler: str = "uniform"  # sampled loss: uniform | popularity
+    seed: int = 0
+
+    @classmethod
+    def resolved(cls, given: dict) -> dict:
+        """The defaults updated with `given`; a key that is no hyper-parameter is a ConfigError naming it."""
+        unknown = sorted(set(given) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"model.{unknown[0]}: not a hyper-parameter of this family")
+        return asdict(cls(**given))
+
+
 class GenerativeModule(RecModule):
     """A RecModule whose backbone generates item tokens; subclasses build `backbone` and `tokens` in `build`."""
 
@@ -42,6 +87,20 @@ class GenerativeModule(RecModule):
     item_probabilities: torch.Tensor | None = None  # sampler=popularity (None: uniform)
     codebook: CodebookReport | None = None
     token_offset: int = 0  # > 0 when item tokens are appended to a pretrained vocabulary
+
+    def check_hparams(self, hp: dict, inits: tuple[str, ...], min_len: int = 1) -> None:
+        """The checks every sequence generator makes on `SequenceHParams` (and its `init` among `inits`), each a
+        ConfigError naming the key; sets the sampled loss's seeded negative generator."""
+        check_schedule(hp["lr_schedule"], hp["warmup"])
+        check_loss(hp["loss"], hp["loss_chunk_bytes"], hp["negatives"], hp["sampler"], hp["item_ids"])
+        if int(hp["max_len"]) < min_len:
+            raise ConfigError(f"model.max_len={hp['max_len']!r}: must be >= {min_len}")
+        if hp["item_ids"] not in ITEM_IDS:
+            raise ConfigError(f"model.item_ids={hp['item_ids']!r}: choose one of {', '.join(ITEM_IDS)}")
+        if hp["init"] not in inits:
+            raise ConfigError(f"model.init={hp['init']!r}: choose one of {', '.join(inits)}")
+        check_pretrained(hp["pretrained"])
+        self.negative_generator = torch.Generator().manual_seed(int(hp["seed"]))  # loss=sampled
 
     @property
     def built(self) -> bool:

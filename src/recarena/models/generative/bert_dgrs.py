@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -13,11 +15,10 @@ from transformers import BertConfig, BertForMaskedLM, BertModel
 from recarena.data.interactions import Interactions
 from recarena.data.views import MaskedSequences, pad_batch
 from recarena.errors import ConfigError
-from recarena.models.generative.base import ITEM_IDS, GenerativeModule, check_schedule
+from recarena.models.generative.base import GenerativeModule, SequenceHParams
 from recarena.models.generative.decoding import ItemConstraint
 from recarena.models.generative.item_tokens import MASK, N_SPECIAL, PAD
-from recarena.models.generative.losses import check_loss
-from recarena.models.generative.pretrained import check_pretrained, load_pretrained
+from recarena.models.generative.pretrained import load_pretrained
 from recarena.models.ranking import rank_scores
 from recarena.topk import TopK, cat_topk
 
@@ -36,50 +37,25 @@ class BERTDGRS(GenerativeModule):
 
     def __init__(
         self,
-        max_len: int = 50,
-        n_layer: int = 2,
-        n_head: int = 2,
-        n_embd: int = 64,
-        dropout: float = 0.2,
         mask_prob: float = 0.2,
         last_prob: float = 0.1,
-        lr: float = 1e-3,
-        weight_decay: float = 0.01,
-        lr_schedule: str = "constant",
-        warmup: float = 0.0,
-        batch_size: int = 128,
-        constrained: bool = True,
-        item_ids: str = "atomic",
-        semantic: dict | None = None,
-        num_beams: int | None = None,
         init: str = "random",
-        pretrained: str | None = None,
         train_layers: int | None = None,
         item_template: list[str] | str | None = None,
-        text_cache_dir: str | None = None,
-        loss: str = "full",
-        loss_chunk_bytes: int = 64 * 2**20,
-        negatives: int = 256,
-        sampler: str = "uniform",
-        seed: int = 0,
+        **shared: Any,
     ) -> None:
+        """`mask_prob` (training masks), `last_prob` (share of windows that mask only the last item), `init`
+        (random | minilm), `train_layers` (top encoder layers trained from a pretrained start), `item_template`
+        (item text for a pretrained start), and the shared `SequenceHParams`."""
         super().__init__()
-        check_schedule(lr_schedule, warmup)
-        check_loss(loss, loss_chunk_bytes, negatives, sampler, item_ids)
-        self.negative_generator = torch.Generator().manual_seed(int(seed))
-        if int(max_len) < 2:
-            raise ConfigError(f"model.max_len={max_len!r}: must be >= 2 (history plus the [MASK])")
+        shared = SequenceHParams.resolved(shared)  # read by save_hyperparameters below, with every default
+        self.check_hparams({**shared, "init": init}, INITS, min_len=2)
         if not 0.0 < float(mask_prob) < 1.0:
             raise ConfigError(f"model.mask_prob={mask_prob!r}: must be strictly between 0 and 1")
-        if init not in INITS:
-            raise ConfigError(f"model.init={init!r}: choose one of {', '.join(INITS)}")
-        if item_ids not in ITEM_IDS:
-            raise ConfigError(f"model.item_ids={item_ids!r}: choose one of {', '.join(ITEM_IDS)}")
-        if item_ids != "atomic" and (init != "random" or pretrained):
+        if shared["item_ids"] != "atomic" and (init != "random" or shared["pretrained"]):
             raise ConfigError(
                 "model.init=minilm / model.pretrained feed one text vector per item token: use model.item_ids=atomic"
             )
-        check_pretrained(pretrained)
         self.save_hyperparameters()
         self.backbone: BertForMaskedLM | None = None
         self.text_proj: nn.Linear | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -12,11 +14,10 @@ from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessorList
 from recarena.data.interactions import Interactions
 from recarena.data.views import CausalWindows, pad_batch
 from recarena.errors import ConfigError
-from recarena.models.generative.base import ITEM_IDS, GenerativeModule, check_schedule
+from recarena.models.generative.base import GenerativeModule, SequenceHParams
 from recarena.models.generative.decoding import ItemConstraint
 from recarena.models.generative.item_tokens import BOS, N_SPECIAL, PAD, ItemTokens
-from recarena.models.generative.losses import check_loss
-from recarena.models.generative.pretrained import check_pretrained, load_pretrained
+from recarena.models.generative.pretrained import load_pretrained
 from recarena.models.generative.semantic_ids import item_vectors
 from recarena.models.ranking import rank_scores
 from recarena.topk import TopK, cat_topk
@@ -34,54 +35,25 @@ class GPTDGRS(GenerativeModule):
     left empty and counted in `invalid_rate`."""
 
     def __init__(
-        self,
-        max_len: int = 50,
-        n_layer: int = 2,
-        n_head: int = 2,
-        n_embd: int = 64,
-        dropout: float = 0.2,
-        lr: float = 1e-3,
-        weight_decay: float = 0.01,
-        lr_schedule: str = "constant",
-        warmup: float = 0.0,
-        batch_size: int = 128,
-        decode: str = "next_token",
-        constrained: bool = True,
-        num_beams: int | None = None,
-        pretrained: str | None = None,
-        item_ids: str = "atomic",
-        semantic: dict | None = None,
-        init: str = "random",
-        text_cache_dir: str | None = None,
-        loss: str = "full",
-        loss_chunk_bytes: int = 64 * 2**20,
-        negatives: int = 256,
-        sampler: str = "uniform",
-        seed: int = 0,
+        self, decode: str = "next_token", init: str = "random", **shared: Any
     ) -> None:
+        """`decode` (next_token | beam), `init` (random | text: item embeddings from projected MiniLM vectors),
+        and the shared `SequenceHParams`."""
         super().__init__()
-        check_schedule(lr_schedule, warmup)
-        check_loss(loss, loss_chunk_bytes, negatives, sampler, item_ids)
-        if int(max_len) < 1:
-            raise ConfigError(f"model.max_len={max_len!r}: must be >= 1")
+        shared = SequenceHParams.resolved(shared)  # read by save_hyperparameters below, with every default
+        self.check_hparams({**shared, "init": init}, INITS)
         if decode not in DECODERS:
             raise ConfigError(f"model.decode={decode!r}: choose one of {', '.join(DECODERS)}")
-        if item_ids not in ITEM_IDS:
-            raise ConfigError(f"model.item_ids={item_ids!r}: choose one of {', '.join(ITEM_IDS)}")
-        if item_ids == "semantic" and decode == "next_token":
+        if shared["item_ids"] == "semantic" and decode == "next_token":
             raise ConfigError(
                 "model.decode=next_token ranks single tokens: with model.item_ids=semantic use decode=beam"
             )
-        if init not in INITS:
-            raise ConfigError(f"model.init={init!r}: choose one of {', '.join(INITS)}")
-        if init == "text" and item_ids != "atomic":
+        if init == "text" and shared["item_ids"] != "atomic":
             raise ConfigError("model.init=text sets one embedding per item: it needs model.item_ids=atomic")
-        check_pretrained(pretrained)
         self.save_hyperparameters()
         self.tokens: ItemTokens | None = None
         self.backbone: GPT2LMHeadModel | None = None
         self.token_offset = 0  # > 0 when item tokens are appended to a pretrained vocabulary
-        self.negative_generator = torch.Generator().manual_seed(int(seed))  # loss=sampled
 
     # -- building ----------------------------------------------------------------------------------------
     def build(self, data: Interactions) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from recarena.data.views import pad_batch
+from recarena.data.views import pad_batch, window_bounds
 
 
 @dataclass
@@ -51,11 +51,6 @@ class PromptBuilder:
         return self.titles[int(item)] + [self.end]
 
 
-def window_starts(length: int, max_len: int) -> list[tuple[int, int]]:
-    """Consecutive windows of at most `max_len` items cut from the end of a sequence: every item is a target once."""
-    return [(max(0, end - max_len), end) for end in range(length, 0, -max_len)]
-
-
 class ItemTokenWindows(Dataset):
     """Item-token training: every train item is predicted once per epoch from the items before it in its window."""
 
@@ -63,7 +58,7 @@ class ItemTokenWindows(Dataset):
 
     def __init__(self, sequences: list[np.ndarray], prompts: PromptBuilder, max_len: int, batch_size: int) -> None:
         self.prompts, self.batch_size = prompts, batch_size
-        self.windows = [seq[a:b] for seq in sequences for a, b in window_starts(len(seq), max_len)]
+        self.windows = [seq[a:b] for seq in sequences for a, b in window_bounds(len(seq), max_len)]
 
     def __len__(self) -> int:
         return len(self.windows)

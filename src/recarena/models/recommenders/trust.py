@@ -63,6 +63,11 @@ class TrustKNN(UserKNN):
         self.beta, self.depth, self.decay = float(beta), int(depth), float(decay)
         self.trusted: sp.csr_matrix | None = None  # row-normalised propagated trust, users × users
 
+    @property
+    def sessions(self) -> bool:
+        """A session has no trust links: only with beta = 0 (plain user-CF) is its list the one its history gives."""
+        return self.beta == 0 and super().sessions
+
     def _fit(self, data: Interactions) -> None:
         trust = data.trust_matrix()
         if trust is None:
