@@ -36,7 +36,7 @@ from recarena.data.datamodule import EpochSeededSampler
 from recarena.data.views import EvalUsers
 from recarena.models.generative.item_tokens import N_SPECIAL
 from recarena.models.generative.losses import chunked_cross_entropy
-from recarena.models.ranking import mask_known
+from recarena.models.masked_topk import mask_known
 from recarena.utils.compose import compose_train_config
 from recarena.utils.console import quiet_lightning
 from recarena.utils.instantiate import build, build_all

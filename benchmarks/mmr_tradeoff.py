@@ -27,7 +27,7 @@ def tradeoff_rows(
     rows = []
     for name, run_dir in runs.items():
         for lam in [None, *lams]:
-            setting = None if lam is None else {"_target_": "recarena.models.rerank.Reranker", **rerank, "lam": lam}
+            setting = None if lam is None else {"_target_": "recarena.models.mmr.Reranker", **rerank, "lam": lam}
             results = evaluate(run_dir, [stage], rerank=setting)[stage]
             rows.append({"model": name, "lam": lam, **{f"{m}@{k}": results[f"{m}@{k}"] for m in METRICS}})
             print(f"{name} lam={lam}: {rows[-1]}", file=sys.stderr, flush=True)

@@ -13,12 +13,12 @@ from recarena.data.datamodule import RecDataModule
 from recarena.data.interactions import Interactions
 from recarena.data.splits import temporal_ratio
 from recarena.errors import ConfigError
-from recarena.models.ranking import rank_scores
-from recarena.models.recommenders.base import Recommender
+from recarena.models.masked_topk import rank_scores
 from recarena.models.recommenders.content import ContentBased
 from recarena.models.recommenders.hybrid import Hybrid
 from recarena.models.recommenders.knn import ItemKNN, UserKNN
 from recarena.models.recommenders.pop import Popularity
+from recarena.models.recommenders.recommender import Recommender
 from recarena.models.recommenders.similarity import cosine_topk
 from recarena.text.encoders import TfidfEncoder
 from tests.conftest import saved_list_metrics

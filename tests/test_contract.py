@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from recarena.models.fit_once import FitOnceModule
-from recarena.models.recommenders.base import SESSION
+from recarena.models.recommenders.recommender import SESSION
 from recarena.utils.instantiate import build
 from tests.conftest import compose_config
 from tests.llm_fixtures import save_tiny_llama

@@ -7,7 +7,7 @@ A run is restored from its own `.hydra/config.yaml` (the config as composed, not
   best_model_path; else the only one; else last.ckpt) with `weights_only=True`.
 Evaluation goes through the same RecEvalCallback as training, so the numbers equal the run's metrics.json.
 `rerank=mmr rerank.lam=0.3` (or `rerank=none`) re-evaluates with another re-ranking stage than the run's own
-(`recarena.models.rerank`), so one trained run is measured at several lambdas without retraining."""
+(`recarena.models.mmr`), so one trained run is measured at several lambdas without retraining."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ from recarena.data.views import EvalUsers
 from recarena.errors import RunError
 from recarena.evaluation.callback import RecEvalCallback
 from recarena.models.fit_once import FitOnceModule
-from recarena.models.rerank import attach_reranker
+from recarena.models.mmr import attach_reranker
 from recarena.utils import resolvers  # noqa: F401  (registers ${pid:})
 from recarena.utils.instantiate import build
 
@@ -139,7 +139,7 @@ def restore_run(
     """Rebuild the run's data (set up) and model: re-fit a fit-once model, or find the checkpoint to load.
 
     `rerank` is the re-ranking stage: "run" (the run's own `rerank` config), None (none) or a `rerank` config
-    (`_target_: recarena.models.rerank.Reranker` and its arguments) used instead of the run's."""
+    (`_target_: recarena.models.mmr.Reranker` and its arguments) used instead of the run's."""
     run_dir = Path(run_dir).resolve()
     cfg = run_config(run_dir, data_dir, model)
     if not (isinstance(rerank, str) and rerank == RUN_OWN):

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recarena.errors import ConfigError
 from recarena.evaluation.callback import RecEvalCallback, check_ks
-from recarena.models.rerank import attach_reranker
+from recarena.models.mmr import attach_reranker
 from recarena.reporting.samples import log_recommendation_samples
 from recarena.utils import resolvers  # noqa: F401  (registers ${pid:})
 from recarena.utils.compose import CONFIG_DIR

@@ -12,9 +12,9 @@ from torch.utils.data import Dataset
 
 from recarena.data.interactions import Interactions
 from recarena.data.views import MatrixView, WholeData
-from recarena.models.base import RecModule
-from recarena.models.ranking import rank_scores
-from recarena.models.recommenders.base import Recommender
+from recarena.models.masked_topk import rank_scores
+from recarena.models.rec_module import RecModule
+from recarena.models.recommenders.recommender import Recommender
 from recarena.topk import TopK
 
 # a fit-once model has no optimiser on purpose; Lightning's warning about it would only mislead

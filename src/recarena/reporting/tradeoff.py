@@ -1,4 +1,4 @@
-"""The accuracy/diversity trade-off of re-ranking (`recarena.models.rerank`): one row per (model, lambda) → CSV, a
+"""The accuracy/diversity trade-off of re-ranking (`recarena.models.mmr`): one row per (model, lambda) → CSV, a
 markdown table and a two-panel plot (ndcg vs ILD, ndcg vs coverage), the price of diversity in one figure."""
 
 from __future__ import annotations

@@ -22,11 +22,11 @@ import torch
 from omegaconf import OmegaConf
 
 from recarena.data.interactions import Interactions
-from recarena.models.ranking import rank_scores
+from recarena.models.masked_topk import rank_scores
 from recarena.runs import Collect, UserSubset, eval_trainer, restore_run, run_stage
 from recarena.topk import TopK
 
-SESSION = -1  # user index of a history given with the request (recarena.models.recommenders.base.SESSION)
+SESSION = -1  # user index of a history given with the request (recarena.models.recommenders.recommender.SESSION)
 
 
 class RequestError(ValueError):

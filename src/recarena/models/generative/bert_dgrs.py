@@ -15,11 +15,11 @@ from transformers import BertConfig, BertForMaskedLM, BertModel
 from recarena.data.interactions import Interactions
 from recarena.data.views import MaskedSequences, pad_batch
 from recarena.errors import ConfigError
-from recarena.models.generative.base import GenerativeModule, SequenceHParams
 from recarena.models.generative.decoding import ItemConstraint
+from recarena.models.generative.generative_module import GenerativeModule, SequenceHParams
 from recarena.models.generative.item_tokens import MASK, N_SPECIAL, PAD
 from recarena.models.generative.pretrained import load_pretrained
-from recarena.models.ranking import rank_scores
+from recarena.models.masked_topk import rank_scores
 from recarena.topk import TopK, cat_topk
 
 INITS = ("random", "minilm")

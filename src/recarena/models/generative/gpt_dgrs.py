@@ -14,12 +14,12 @@ from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessorList
 from recarena.data.interactions import Interactions
 from recarena.data.views import CausalWindows, pad_batch
 from recarena.errors import ConfigError
-from recarena.models.generative.base import GenerativeModule, SequenceHParams
 from recarena.models.generative.decoding import ItemConstraint
+from recarena.models.generative.generative_module import GenerativeModule, SequenceHParams
 from recarena.models.generative.item_tokens import BOS, N_SPECIAL, PAD, ItemTokens
 from recarena.models.generative.pretrained import load_pretrained
 from recarena.models.generative.semantic_ids import item_vectors
-from recarena.models.ranking import rank_scores
+from recarena.models.masked_topk import rank_scores
 from recarena.topk import TopK, cat_topk
 
 DECODERS = ("next_token", "beam")

@@ -32,11 +32,11 @@ from recarena.data.interactions import Interactions
 from recarena.data.views import pad_batch
 from recarena.errors import ConfigError
 from recarena.models.generative.backbones import add_lora, keep_layers, load_backbone
-from recarena.models.generative.base import GenerativeModule
+from recarena.models.generative.generative_module import GenerativeModule
 from recarena.models.generative.item_tokens import ItemTokens
 from recarena.models.generative.llm_prompts import ItemTokenWindows, PromptBuilder, TitleExamples
 from recarena.models.generative.title_trie import TitleConstraint, TitleTrie
-from recarena.models.ranking import rank_scores, top_k
+from recarena.models.masked_topk import rank_scores, top_k
 from recarena.text.item_text import render
 from recarena.topk import TopK, cat_topk
 

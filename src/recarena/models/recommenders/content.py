@@ -8,7 +8,7 @@ from sklearn.preprocessing import normalize
 
 from recarena.data.interactions import Interactions
 from recarena.errors import ConfigError
-from recarena.models.recommenders.base import Recommender
+from recarena.models.recommenders.recommender import Recommender
 from recarena.text.encoders import TextEncoder, Vectors
 from recarena.text.item_text import Template, item_texts, user_texts
 

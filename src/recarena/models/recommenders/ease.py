@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from recarena.data.interactions import Interactions
 from recarena.errors import ConfigError
-from recarena.models.recommenders.base import Recommender
+from recarena.models.recommenders.recommender import Recommender
 
 
 class EASE(Recommender):

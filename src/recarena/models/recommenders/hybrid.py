@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from recarena.data.interactions import Interactions
 from recarena.errors import ConfigError
-from recarena.models.recommenders.base import Recommender
+from recarena.models.recommenders.recommender import Recommender
 
 STRATEGIES = ("weighted", "rrf", "switching")
 NORMALIZATIONS = ("minmax", "zscore")

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from recarena.data.interactions import Interactions
 from recarena.errors import ConfigError
-from recarena.models.recommenders.base import Recommender
+from recarena.models.recommenders.recommender import Recommender
 from recarena.models.recommenders.similarity import cosine_topk
 from recarena.text.encoders import TextEncoder
 from recarena.text.item_text import Template, item_texts, user_texts

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recarena.data.interactions import Interactions
-from recarena.models.recommenders.base import Recommender
+from recarena.models.recommenders.recommender import Recommender
 
 
 class Popularity(Recommender):

@@ -16,7 +16,6 @@ from transformers import get_scheduler
 
 from recarena.data.interactions import Interactions
 from recarena.errors import ConfigError
-from recarena.models.base import RecModule
 from recarena.models.generative.item_tokens import N_SPECIAL, ItemTokens
 from recarena.models.generative.losses import (
     check_loss,
@@ -26,6 +25,7 @@ from recarena.models.generative.losses import (
 )
 from recarena.models.generative.pretrained import check_pretrained
 from recarena.models.generative.semantic_ids import CodebookReport, semantic_tokens
+from recarena.models.rec_module import RecModule
 from recarena.topk import TopK
 
 ITEM_IDS = ("atomic", "semantic")

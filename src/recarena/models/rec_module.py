@@ -15,14 +15,14 @@ from recarena.data.interactions import Interactions
 from recarena.topk import TopK
 
 if TYPE_CHECKING:
-    from recarena.models.rerank import Reranker
+    from recarena.models.mmr import Reranker
 
 
 class RecModule(pl.LightningModule):
     """A LightningModule that returns top-K lists with known items excluded; metrics are never computed here.
 
     `eval_k` (the longest list the evaluator needs) is set by RecEvalCallback; `reranker` (set by
-    `recarena.models.rerank.attach_reranker` from the `rerank` config) re-ranks the model's top-N before the
+    `recarena.models.mmr.attach_reranker` from the `rerank` config) re-ranks the model's top-N before the
     evaluator."""
 
     eval_k: int = 20

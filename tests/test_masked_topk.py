@@ -4,7 +4,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recarena.models.ranking import rank_scores
+from recarena.models.masked_topk import rank_scores
 
 
 def test_ties_go_to_the_lower_item_index():

@@ -1,4 +1,4 @@
-"""MMR re-ranking (recarena.models.rerank): hand-computed orders, de-duplication, named config errors, and the stage on
+"""MMR re-ranking (recarena.models.mmr): hand-computed orders, de-duplication, named config errors, and the stage on
 the real road — itemcf and gpt_dgrs runs through `recarena.train`, re-ranked again at eval time by `recarena.eval`."""
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from benchmarks import mmr_tradeoff
 from recarena.data.datamodule import RecDataModule
 from recarena.data.splits import temporal_ratio
 from recarena.errors import ConfigError
-from recarena.models.rerank import Reranker
+from recarena.models.mmr import Reranker
 from recarena.runs import evaluate
 from recarena.topk import TopK
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC = ("data=synthetic", "logger=none")
-MMR = {"_target_": "recarena.models.rerank.Reranker", "candidates": 50, "similarity": "text", "dedup": "title"}
+MMR = {"_target_": "recarena.models.mmr.Reranker", "candidates": 50, "similarity": "text", "dedup": "title"}
 
 
 def _cli(folder: Path, module: str, *args: str) -> subprocess.CompletedProcess:

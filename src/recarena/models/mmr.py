@@ -20,7 +20,7 @@ from recarena.topk import TopK
 from recarena.utils.instantiate import build
 
 if TYPE_CHECKING:
-    from recarena.models.base import RecModule
+    from recarena.models.rec_module import RecModule
 
 log = logging.getLogger(__name__)
 
