@@ -301,3 +301,37 @@ def test_untitled_items_get_their_raw_id_as_item_token_text_but_not_as_generated
     assert item_titles(data, None, "item_tokens") == ["item 0006475973", "Rites"]
     with pytest.raises(ConfigError, match=r"1 items have no title text \(e.g. raw id '0006475973'\)"):
         item_titles(data, None, "titles")
+
+
+def test_a_random_backbone_differs_from_the_pretrained_one_in_the_backbone_weights_only(tiny, rule_data, tmp_path):
+    def seeded(folder: str, *overrides: str):  # as train.py seeds everything before it builds the model
+        torch.manual_seed(1)  # seed 1: the tiny fixture itself was drawn with torch's seed 0
+        return built(tiny, rule_data, tmp_path / folder, "seed=1", *overrides)
+
+    pretrained, data = seeded("a")
+    random, _ = seeded("b", "model.backbone_init=random")
+    again, _ = seeded("c", "model.backbone_init=random")
+    assert dict(pretrained.hparams, backbone_init="random") == dict(random.hparams)  # the config differs in one key
+    assert torch.equal(pretrained.item_in, random.item_in)  # item rows from the pretrained title embeddings in both
+    ours, theirs = pretrained.state_dict(), random.state_dict()  # the trainable tensors: LoRA adapters, item rows
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    backbone = {k: v for k, v in pretrained.hf.state_dict().items() if "lora_" not in k}
+    fresh = {k: v for k, v in random.hf.state_dict().items() if "lora_" not in k}
+    differing = [k for k in backbone if not torch.equal(backbone[k], fresh[k])]
+    assert {k for k in backbone if k not in differing} <= {k for k in backbone if "norm" in k}  # tiny's norms are 1
+    assert any("embed_tokens" in k for k in differing) and any("q_proj" in k for k in differing)
+    assert all(torch.equal(v, again.hf.state_dict()[k]) for k, v in random.hf.state_dict().items())  # seeded
+    windows = [pretrained.train_view(data), random.train_view(data)]  # the same training examples in the same order
+    assert all(np.array_equal(a, b) for a, b in zip(windows[0].windows, windows[1].windows, strict=True))
+
+
+def test_random_item_rows_replace_the_title_start(tiny, rule_data, tmp_path):
+    titled, _ = built(tiny, rule_data, tmp_path / "a")
+    random, _ = built(tiny, rule_data, tmp_path / "b", "model.item_init=random")
+    assert random.item_in.shape == titled.item_in.shape and not torch.allclose(random.item_in, titled.item_in)
+    table = titled.hf.get_input_embeddings().weight.detach().float()
+    assert float(random.item_in.float().std()) == pytest.approx(float(table.std()), rel=0.25)  # the LM's scale
+    with pytest.raises(ConfigError, match=r"model.backbone_init='scratch': choose one of pretrained, random"):
+        built(tiny, rule_data, tmp_path / "c", "model.backbone_init=scratch")
+    with pytest.raises(ConfigError, match=r"model.item_init=random: only item tokens have item rows"):
+        built(tiny, rule_data, tmp_path / "d", "model.item_init=random", "model.mode=titles")

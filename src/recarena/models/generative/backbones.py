@@ -155,6 +155,18 @@ def keep_layers(model: nn.Module, n: int | None, key: str = "model.backbone_laye
     return model
 
 
+def random_like(model: nn.Module, seed: int) -> nn.Module:
+    """The same architecture (config, width, blocks, dtype) with fresh random weights from its own initialiser,
+    seeded by `seed` and leaving the global random state as it was: the control for "does the pretraining matter?"."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        fresh = AutoModelForCausalLM.from_config(model.config)
+    return fresh.to(next(model.parameters()).dtype)
+
+
 def linear_names(model: nn.Module) -> list[str]:
     """Last name component of every linear(-like) layer inside the transformer blocks (LoRA targets)."""
     owner, name = blocks(model)

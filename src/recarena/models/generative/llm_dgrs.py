@@ -8,8 +8,11 @@ Two ways to ground its output in the catalogue (`model.mode`):
   (known items removed) when `constrained`, or freely, with outputs matched back to titles (`invalid_rate`).
   `finetune=false` evaluates the pretrained model zero-shot.
 Any `AutoModelForCausalLM` backbone (see backbones.py), optionally cut to its first `backbone_layers` blocks and
-tuned with LoRA (`lora.r > 0`) or fully. Checkpoints hold the trainable tensors only (LoRA adapters, item rows);
-the frozen backbone is rebuilt from `model.backbone`."""
+tuned with LoRA (`lora.r > 0`) or fully. Two controls ask whether the language model's knowledge helps:
+`backbone_init=random` keeps the architecture but starts every backbone weight from its own random initialiser, and
+`item_init=random` starts the item rows from random vectors instead of the title embeddings. Checkpoints hold the
+trainable tensors only (LoRA adapters, item rows); the frozen backbone is rebuilt from `model.backbone` (and
+`backbone_init`, `seed`)."""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from transformers import LogitsProcessorList
 from recarena.data.interactions import Interactions
 from recarena.data.views import pad_batch
 from recarena.errors import ConfigError
-from recarena.models.generative.backbones import add_lora, keep_layers, load_backbone
+from recarena.models.generative.backbones import add_lora, keep_layers, load_backbone, random_like
 from recarena.models.generative.generative_module import GenerativeModule
 from recarena.models.generative.item_tokens import ItemTokens
 from recarena.models.generative.llm_prompts import ItemTokenWindows, PromptBuilder, TitleExamples
@@ -43,6 +46,8 @@ from recarena.topk import TopK, cat_topk
 log = logging.getLogger(__name__)
 
 MODES = ("item_tokens", "titles")
+BACKBONE_INITS = ("pretrained", "random")
+ITEM_INITS = ("title", "random")
 SCORE_BYTES = 512 * 2**20  # title beam search: the step scores that generate keeps for one chunk of users
 LORA_DEFAULTS = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
 
@@ -55,6 +60,8 @@ class LLMDGRS(GenerativeModule):
         mode: str = "item_tokens",
         backbone: str = "smollm2",
         backbone_layers: int | None = None,
+        backbone_init: str = "pretrained",
+        item_init: str = "title",
         lora: dict | None = None,
         train_embeddings: bool = False,
         finetune: bool = True,
@@ -79,6 +86,12 @@ class LLMDGRS(GenerativeModule):
         super().__init__()
         if mode not in MODES:
             raise ConfigError(f"model.mode={mode!r}: choose one of {', '.join(MODES)}")
+        if backbone_init not in BACKBONE_INITS:
+            raise ConfigError(f"model.backbone_init={backbone_init!r}: choose one of {', '.join(BACKBONE_INITS)}")
+        if item_init not in ITEM_INITS:
+            raise ConfigError(f"model.item_init={item_init!r}: choose one of {', '.join(ITEM_INITS)}")
+        if item_init == "random" and mode != "item_tokens":
+            raise ConfigError("model.item_init=random: only item tokens have item rows (use mode=item_tokens)")
         lora = OmegaConf.to_container(lora, resolve=True) if isinstance(lora, DictConfig) else dict(lora or {})
         unknown = sorted(set(lora) - set(LORA_DEFAULTS))
         if unknown:
@@ -119,6 +132,11 @@ class LLMDGRS(GenerativeModule):
         self.tokenizer = tokenizer
         if hp.mode == "titles":
             self.trie = TitleTrie([self.prompts.target(i) for i in range(data.n_items)])
+        # item rows start from the *pretrained* title embeddings whatever the backbone's start, so the two backbone
+        # starts differ in the backbone weights only
+        rows = self._item_rows(model) if hp.mode == "item_tokens" else None
+        if hp.backbone_init == "random":
+            model = random_like(model, int(hp.seed))
         lora = int(self.lora_options["r"]) > 0 and bool(hp.finetune)  # zero-shot: the pretrained model as it is
         model.requires_grad_(not lora and bool(hp.finetune))
         if lora:
@@ -133,8 +151,9 @@ class LLMDGRS(GenerativeModule):
                 self.hf.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
             else:
                 self.hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if hp.mode == "item_tokens":
-            self._init_item_rows()
+        if rows is not None:
+            self.item_in = nn.Parameter(rows[0])
+            self.item_out = self.item_in if rows[1] is None else nn.Parameter(rows[1])
 
     @property
     def hf(self) -> nn.Module:
@@ -161,14 +180,21 @@ class LLMDGRS(GenerativeModule):
             history_text=bool(hp.history_text),
         )
 
-    def _init_item_rows(self) -> None:
-        """Item rows := mean of the LM's embedding rows of the item's title tokens (input and, if untied, output)."""
-
-        word_in = self.hf.get_input_embeddings().weight
-        word_out = self.hf.get_output_embeddings().weight
-        self.item_in = nn.Parameter(self.title_means(word_in))
+    def _item_rows(self, model: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The item rows' start (input, and output when the LM's are untied, else None): `item_init=title`, the mean
+        of the LM's embedding rows of the item's title tokens; `random`, seeded normal vectors of the same scale."""
+        word_in = model.get_input_embeddings().weight
+        word_out = model.get_output_embeddings().weight
         tied = word_out.data_ptr() == word_in.data_ptr()
-        self.item_out = self.item_in if tied else nn.Parameter(self.title_means(word_out))
+        if self.hparams.item_init == "title":
+            return self.title_means(word_in), None if tied else self.title_means(word_out)
+        generator = torch.Generator().manual_seed(int(self.hparams.seed))
+        shape = (len(self.prompts.titles), word_in.shape[1])
+
+        def draw(table: torch.Tensor) -> torch.Tensor:
+            return (torch.randn(shape, generator=generator) * float(table.detach().float().std())).to(table.dtype)
+
+        return draw(word_in), None if tied else draw(word_out)
 
     def title_means(self, table: torch.Tensor) -> torch.Tensor:
         """(n_items, width): the mean of `table`'s rows over each item's title tokens."""
