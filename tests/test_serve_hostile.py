@@ -160,14 +160,16 @@ def test_serving_is_announced_once_the_port_listens(itemcf_run):  # noqa: F811
         process.wait(30)
 
 
-def test_batched_answers_equal_one_at_a_time_and_waits_are_bounded(gpt_run):  # noqa: F811
+@pytest.mark.parametrize("thread", [False, True], ids=["on-the-loop", "worker-thread"])
+def test_batched_answers_equal_one_at_a_time_and_waits_are_bounded(gpt_run, thread):  # noqa: F811
     engine = Engine(gpt_run)
     users = [str(u) for u in engine.data.user_ids[:40].tolist()]
     alone = {u: engine.for_user(u, 5) for u in users}
     histories = [[str(engine.data.item_ids[i]) for i in engine.sequences[n][-6:]] for n in range(10)]
     sessions = [engine.for_history(h, 5) for h in histories]
     window = 20
-    with serving(gpt_run, "serve.batch.max_size=16", f"serve.batch.window_ms={window}") as (client, _):
+    settings = ("serve.batch.max_size=16", f"serve.batch.window_ms={window}", f"serve.batch.thread={thread}")
+    with serving(gpt_run, *settings) as (client, _):
         base = str(client.base_url)
         clients = [httpx.Client(base_url=base, timeout=60) for _ in range(8)]
 

@@ -32,7 +32,8 @@ def build_app(cfg: DictConfig):
     kinds = EventKinds.from_config(cfg.get("events"))
     batch = cfg.serve.get("batch") or {}
     engine = Engine(cfg.run_dir, cfg.data_dir, cfg.accelerator)
-    batcher = Batcher(engine, int(batch.get("max_size", 32)), float(batch.get("window_ms", 2.0)))
+    batcher = Batcher(engine, int(batch.get("max_size", 32)), float(batch.get("window_ms", 2.0)),
+                      bool(batch.get("thread", False)))  # fmt: skip
     store = FeedbackStore(cfg.serve.feedback_db or Path(cfg.run_dir) / "feedback.sqlite")
     return create_app(engine, store, token, limits, kinds, batcher)
 

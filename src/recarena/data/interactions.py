@@ -206,7 +206,11 @@ class Interactions:
 
     def item_label(self, item: int) -> str:
         """Human-readable name of an item index: its title (and year) when known, else its raw id."""
-        item = int(item)
+        if "item_labels" not in self._derived:  # built once: every served list's explanations read them
+            self._derived["item_labels"] = [self._label(n) for n in range(self.n_items)]
+        return self._derived["item_labels"][int(item)]
+
+    def _label(self, item: int) -> str:
         if self.items is not None and "title" in self.items.columns:
             title = self.items["title"][item]
             if title is not None:

@@ -212,10 +212,10 @@ class GenerativeModule(RecModule):
         invalid = (items < 0).float().mean(dim=1)
         return TopK(items=items.to(self.device), scores=scores.float().to(self.device), invalid=invalid.to(self.device))
 
-    def item_embeddings(self) -> torch.Tensor:
-        """The learned input embedding of every item's first code token (for explanations)."""
+    def item_embeddings(self, items: np.ndarray) -> torch.Tensor:
+        """The learned input embedding of each of `items`' first code token (for explanations)."""
         table = self.backbone.get_input_embeddings().weight.detach()
-        return table[torch.from_numpy(self.tokens.codes[:, 0] + self.token_offset)]
+        return table[torch.from_numpy(self.tokens.codes[np.asarray(items), 0] + self.token_offset)]
 
     def explain(self, user: int, item: int, history: sp.csr_matrix, sequence: np.ndarray | None = None) -> str:
         """Embedding similarity: the history item whose learned item embedding is closest to the generated one."""
@@ -227,8 +227,9 @@ class GenerativeModule(RecModule):
         liked = np.asarray(sequence if sequence is not None else history.indices)[-int(self.hparams.max_len) :]
         if liked.size == 0:
             return ["generated from the model's prior (empty history)"] * len(items)
-        table = F.normalize(self.item_embeddings(), dim=1)
-        closest = torch.argmax(table[torch.from_numpy(liked)] @ table[torch.from_numpy(np.asarray(items))].T, dim=0)
+        # only the rows this list needs (a request's explanation must not touch the whole catalogue)
+        vectors = F.normalize(self.item_embeddings(np.concatenate([liked, np.asarray(items)])), dim=1)
+        closest = torch.argmax(vectors[: len(liked)] @ vectors[len(liked) :].T, dim=0)
         label = self.trainer.datamodule.data.item_label
         return [f"generated after your history; closest item you had: {label(int(liked[int(c)]))}" for c in closest]
 

@@ -196,9 +196,10 @@ class LLMDGRS(GenerativeModule):
 
         return draw(word_in), None if tied else draw(word_out)
 
-    def title_means(self, table: torch.Tensor) -> torch.Tensor:
-        """(n_items, width): the mean of `table`'s rows over each item's title tokens."""
-        return torch.stack([table[torch.tensor(ids)].mean(0) for ids in self.prompts.titles]).detach().clone()
+    def title_means(self, table: torch.Tensor, items: np.ndarray | None = None) -> torch.Tensor:
+        """(items, width): the mean of `table`'s rows over each item's title tokens (every item when None)."""
+        titles = self.prompts.titles if items is None else [self.prompts.titles[int(i)] for i in items]
+        return torch.stack([table[torch.tensor(ids)].mean(0) for ids in titles]).detach().clone()
 
     def train_view(self, data: Interactions) -> Dataset:
         hp = self.hparams
@@ -360,11 +361,11 @@ class LLMDGRS(GenerativeModule):
         return self._title_index
 
     # -- explanations, checkpoints, export -----------------------------------------------------------------
-    def item_embeddings(self) -> torch.Tensor:
-        """Item vectors for explanations: the learned item rows, or the mean LM embedding of each title."""
+    def item_embeddings(self, items: np.ndarray) -> torch.Tensor:
+        """Vectors of `items` for explanations: their learned item rows, or the mean LM embedding of their titles."""
         if self.item_in is not None:
-            return self.item_in.detach()
-        return self.title_means(self.hf.get_input_embeddings().weight)
+            return self.item_in.detach()[torch.from_numpy(np.asarray(items))]
+        return self.title_means(self.hf.get_input_embeddings().weight, items)
 
     def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
         """Only what training changes (LoRA adapters, item rows, or every weight under full fine-tuning)."""
