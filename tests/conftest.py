@@ -59,7 +59,7 @@ def run_train(tmp_path):
 
 def save_run_config(cfg, out: Path) -> None:
     """The run's `.hydra/` files as the command line writes them (config.yaml without its hydra node, hydra.yaml
-    with it), so an in-process run can be restored like any run folder."""
+    with it, overrides.yaml), so an in-process run can be restored and reported like any run folder."""
     from omegaconf import OmegaConf, open_dict
 
     folder = out / ".hydra"
@@ -69,6 +69,7 @@ def save_run_config(cfg, out: Path) -> None:
     with open_dict(plain):
         del plain["hydra"]
     OmegaConf.save(plain, folder / "config.yaml")
+    OmegaConf.save(OmegaConf.create(list(cfg.hydra.overrides.task)), folder / "overrides.yaml")
 
 
 def saved_list_metrics(out: Path, stage: str, k: int) -> dict[str, float]:
