@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import saved_list_metrics
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,4 +44,5 @@ def test_an_installed_package_runs_train_from_any_folder(tmp_path):
              f"hydra.run.dir={run}"]  # fmt: skip
     done = subprocess.run(train, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "recall@10" in json.loads((run / "metrics.json").read_text())["test"]
+    reported = json.loads((run / "metrics.json").read_text())["test"]["recall@10"]
+    assert reported == pytest.approx(saved_list_metrics(run, "test", 10)["recall@10"], abs=1e-9)  # a real run's numbers

@@ -221,3 +221,14 @@ def test_generated_requests_never_get_a_server_error_or_hang(fuzzed):
 
             answers()
     assert len(statuses) >= 200 and {200, 422} <= set(statuses)  # accepted and refused requests were both sent
+
+
+def test_bad_serve_settings_end_in_one_line_naming_the_key(itemcf_run):  # noqa: F811
+    for override, message in [
+        ("+serve.limits.max_body=5", "serve: serve.limits.max_body: no such setting (it takes body_timeout_s, "),
+        ("serve.batch.max_size=0", "serve: serve.batch.max_size=0: must be a positive integer"),
+        ("events.negative=[click]", "serve: events: kind 'click' is both positive and negative"),
+    ]:
+        done = _serve(itemcf_run, override)
+        assert done.returncode == 2 and done.stderr.startswith(message), (override, done.stderr[-500:])
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr

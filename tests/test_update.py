@@ -65,6 +65,16 @@ def test_negative_kinds_never_become_interactions_and_unknown_kinds_are_dropped(
                            ("20", "1", "view", 10)]  # fmt: skip
     with pytest.raises(ConfigError, match=r"events: kind 'like' is both positive and negative"):
         EventKinds(positive=("click", "like"), negative=("Like",))
+    with pytest.raises(ConfigError, match=r"events.negatives: not a key of the kinds' vocabulary"):
+        EventKinds.from_config({"negatives": ["skip"]})  # a typo is named, not ignored
+
+
+def test_raw_ids_the_id_rule_makes_one_are_one_new_user():
+    events = pl.DataFrame({"user": ["5000", "05000", "7"], "item": ["1", "2", "3"], "timestamp": ["6", "7", "8"]})
+    folded, counts, _ = fold_events(_data(), events, "clicks")  # integer ids: "05000" is user 5000, like "5000"
+    assert folded.user_ids.tolist() == [10, 20, 5000, 7] and counts["new_users"] == 2
+    assert folded.train.toarray().tolist() == [[1, 0, 0], [0, 0, 0], [1, 1, 0], [0, 0, 1]]
+    assert folded.user_index("05000") == 2 and folded.user_index(" 7") == 3
 
 
 def test_a_bad_events_table_is_named(tmp_path):

@@ -24,18 +24,28 @@ def build_app(cfg: DictConfig):
     from recarena.data.events import EventKinds
     from recarena.data.feedback import FeedbackStore
     from recarena.serving.app import Limits, create_app
-    from recarena.serving.batcher import Batcher
+    from recarena.serving.batcher import Batcher, check_batch
     from recarena.serving.engine import Engine
 
     token = write_token(cfg)
-    limits = Limits(**OmegaConf.to_container(cfg.serve.limits, resolve=True)) if cfg.serve.get("limits") else Limits()
+    limits = Limits(**settings(cfg.serve.get("limits"), "serve.limits", Limits.__dataclass_fields__))
     kinds = EventKinds.from_config(cfg.get("events"))
-    batch = cfg.serve.get("batch") or {}
+    batch = settings(cfg.serve.get("batch"), "serve.batch", ("max_size", "window_ms", "thread"))
+    check_batch(batch.get("max_size", 32), batch.get("window_ms", 2.0))  # every setting checked before the run loads
     engine = Engine(cfg.run_dir, cfg.data_dir, cfg.accelerator)
-    batcher = Batcher(engine, int(batch.get("max_size", 32)), float(batch.get("window_ms", 2.0)),
+    batcher = Batcher(engine, batch.get("max_size", 32), float(batch.get("window_ms", 2.0)),
                       bool(batch.get("thread", False)))  # fmt: skip
     store = FeedbackStore(cfg.serve.feedback_db or Path(cfg.run_dir) / "feedback.sqlite")
     return create_app(engine, store, token, limits, kinds, batcher)
+
+
+def settings(node, key: str, allowed) -> dict:
+    """A config node as a plain dict; a key it does not take (a typo) is a ConfigError naming `key.<it>`."""
+    values = OmegaConf.to_container(node, resolve=True) if node is not None else {}
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: no such setting (it takes {', '.join(sorted(allowed))})")
+    return values
 
 
 def write_token(cfg: DictConfig) -> str | None:

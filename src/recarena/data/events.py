@@ -63,6 +63,9 @@ class EventKinds:
         """From an `events` config node ({positive: [...], negative: [...]}); None gives the defaults."""
         if node is None:
             return cls()
+        unknown = sorted(set(node) - {"positive", "negative"})
+        if unknown:
+            raise ConfigError(f"events.{unknown[0]}: not a key of the kinds' vocabulary (it has positive, negative)")
         return cls(tuple(node.get("positive", cls.positive)), tuple(node.get("negative", cls.negative)))
 
     def as_config(self) -> dict[str, list[str]]:
@@ -133,10 +136,10 @@ def fold_events(
     events = _drop(events, pl.col("i").is_not_null(), origin, "unknown_item", "an item not in the catalogue", counts)
     positives, negatives = events.filter(pl.col("sign") > 0), events.filter(pl.col("sign") < 0)
     known = {raw: data.user_index(raw) for raw in events["user"].unique(maintain_order=True).to_list()}
-    new_users = [u for u in positives["user"].unique(maintain_order=True).to_list() if known[u] is None]
-    user_ids = _append_ids(data.user_ids, new_users)
-    index = {**{u: n for u, n in known.items() if n is not None},
-             **{u: data.n_users + n for n, u in enumerate(new_users)}}  # fmt: skip
+    unknown = [u for u in positives["user"].unique(maintain_order=True).to_list() if known[u] is None]
+    user_ids, new_index = _append_users(data.user_ids, unknown)
+    index = {**{u: n for u, n in known.items() if n is not None}, **new_index}
+    new_users = user_ids[data.n_users :]
     positives = _lookup(positives, "user", index, "u").sort(["ts", "pos"])
     seen = data.frame.select("u", "i").with_columns(seen=pl.lit(True))
     positives = positives.join(seen, on=["u", "i"], how="left", maintain_order="left")
@@ -193,9 +196,15 @@ def _drop(frame: pl.DataFrame, keep: pl.Expr, origin: str, key: str, what: str, 
     return frame.filter(keep)
 
 
-def _append_ids(ids: np.ndarray, new: list[str]) -> np.ndarray:
-    """`ids` followed by `new` raw ids, all typed by the project's id rule (`columns.id_series`: integers when every
-    id is one, else strings), so known users keep their indices and every id one type."""
+def _append_users(ids: np.ndarray, new: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    """`ids` followed by the distinct `new` raw ids, all typed by the project's id rule (`columns.id_series`:
+    integers when every id is one, else strings), and each new raw id's index. Known users keep their indices;
+    raw ids that the rule makes one id ("05000" and "5000" among integer ids) become one user."""
     if not new:
-        return ids
-    return id_series(pl.Series([str(i) for i in ids.tolist()] + list(new))).to_numpy()
+        return ids, {}
+    typed = id_series(pl.Series([str(i) for i in ids.tolist()] + list(new))).to_numpy()
+    first: dict = {}
+    index = {}
+    for raw, value in zip(new, typed[len(ids) :].tolist(), strict=True):
+        index[raw] = len(ids) + first.setdefault(value, len(first))
+    return np.concatenate([typed[: len(ids)], np.array(list(first), dtype=typed.dtype)]), index

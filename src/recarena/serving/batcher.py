@@ -37,15 +37,20 @@ class BatchStats:
                 "max_wait_ms": round(self.max_wait_ms, 3), "max_call_ms": round(self.max_call_ms, 3)}  # fmt: skip
 
 
+def check_batch(max_size: int, window_ms: float) -> None:
+    """A ValueError naming `serve.batch.<key>` for a batch size below 1 or a window outside 0 … 1000 ms."""
+    if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+        raise ValueError(f"serve.batch.max_size={max_size!r}: must be a positive integer")
+    if not 0 <= float(window_ms) <= 1000:
+        raise ValueError(f"serve.batch.window_ms={window_ms!r}: must be within 0 … 1000")
+
+
 class Batcher:
     """Collects queries for at most `window_ms` after the oldest, or up to `max_size` of them, and answers them in
     one engine call; `max_size=1` scores each request alone."""
 
     def __init__(self, engine: Engine, max_size: int = 32, window_ms: float = 2.0, thread: bool = False) -> None:
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
-            raise ValueError(f"serve.batch.max_size={max_size!r}: must be a positive integer")
-        if not 0 <= float(window_ms) <= 1000:
-            raise ValueError(f"serve.batch.window_ms={window_ms!r}: must be within 0 … 1000")
+        check_batch(max_size, window_ms)
         self.engine, self.max_size, self.window = engine, max_size, float(window_ms) / 1000
         self.stats = BatchStats()
         self._queue: asyncio.Queue | None = None
