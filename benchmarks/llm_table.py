@@ -12,6 +12,8 @@ from pathlib import Path
 
 import polars as pl
 
+from recarena.topk import GENERATION_ERRORS
+
 METRICS = ("recall@10", "ndcg@10", "coverage@10")
 
 
@@ -23,6 +25,8 @@ def row(run: Path, users: pl.Series | None) -> dict[str, str]:
     out = {"run": run.name, "test users": f"{evaluated}/{total}" if evaluated != total else str(total)}
     out |= {m: f"{test[m]:.4f}" for m in METRICS}
     out["invalid_rate"] = f"{test['invalid_rate']:.3f}" if "invalid_rate" in test else "—"
+    for name in GENERATION_ERRORS:  # title generators: what their raw outputs were (RecLM-eval's error rates)
+        out[name] = f"{test[name + '_rate']:.3f}" if name + "_rate" in test else "—"
     if users is not None:
         frame = pl.read_parquet(run / "per_user_metrics.parquet").filter(pl.col("stage") == "test")
         common = frame.filter(pl.col("user").is_in(users.implode()))

@@ -18,6 +18,7 @@ from transformers import AutoModelForCausalLM, LogitsProcessorList
 from recarena.errors import ConfigError
 from recarena.models.generative.backbones import keep_layers, load_backbone
 from recarena.models.generative.title_trie import TitleConstraint, TitleTrie
+from recarena.topk import GENERATION_ERRORS
 from tests.conftest import saved_list_metrics
 from tests.llm_fixtures import catalogue_titles, save_tiny_llama, table_overrides, write_rule_data
 
@@ -152,8 +153,12 @@ def test_item_rows_start_as_the_mean_embedding_of_the_title_tokens(tiny, rule_da
     [
         ["model.mode=item_tokens", "model.lora.r=0", "model.lr=0.01"],
         ["model.mode=titles", "model.lora.r=0", "model.lr=0.01", "model.examples_per_user=4", "model.num_beams=5"],
+        ["model.mode=titles", "model.lora.r=0", "model.lr=0.01", "model.title_training=windows", "model.batch_size=4",
+         "model.num_beams=5"],  # one window of 4 targets per user: a smaller batch for as many steps as above
+        ["model.mode=titles", "model.lora.r=0", "model.lr=0.01", "model.examples_per_user=4",
+         "model.constrained=false", "model.grounding=embedding", "model.num_beams=2"],
     ],
-    ids=["item_tokens", "titles"],
+    ids=["item_tokens", "titles", "titles_windows", "titles_embedding_grounding"],
 )
 def test_a_tiny_llama_learns_the_next_item_rule(tiny, rule_data, run_train, mode):
     results, out = run_train(
@@ -164,6 +169,11 @@ def test_a_tiny_llama_learns_the_next_item_rule(tiny, rule_data, run_train, mode
     assert test["hit@1"] >= 0.8, test  # the rule gives hit@1 = 1; a random ranking of 12 items about 0.1
     assert test["invalid_rate"] == 0.0
     assert (out / "model" / "llm_dgrs.json").is_file()
+    if "model.mode=titles" in mode:  # every title generator reports what its raw outputs were
+        rates = [test[f"{name}_rate"] for name in GENERATION_ERRORS]
+        assert all(0.0 <= r <= 1.0 for r in rates) and sum(rates) <= 1.0
+        if "model.grounding=embedding" not in mode:  # the trie spells only unknown catalogue titles
+            assert test["not_in_catalogue_rate"] == test["history_repeat_rate"] == 0.0
 
 
 def test_zero_shot_titles_evaluate_without_training_and_count_unmatched_text(tiny, rule_data, run_train):
@@ -194,6 +204,17 @@ def test_bad_backbones_name_the_key(tiny, tmp_path):
 
 
 def test_bad_settings_name_the_key(tiny, rule_data, tmp_path, tmp_path_factory):
+    titles = ["model.mode=titles", "model.constrained=false"]
+    with pytest.raises(ConfigError, match="model.grounding='nearest': choose one of trie, embedding"):
+        built(tiny, rule_data, tmp_path, *titles, "model.grounding=nearest")
+    with pytest.raises(ConfigError, match="model.grounding=embedding grounds free text: set model.constrained=false"):
+        built(tiny, rule_data, tmp_path, "model.mode=titles", "model.grounding=embedding")
+    with pytest.raises(ConfigError, match="model.grounding=embedding needs a sentence encoder"):
+        built(tiny, rule_data, tmp_path, *titles, "model.grounding=embedding", "model.grounding_encoder=null")
+    with pytest.raises(ConfigError, match="model.grounding_encoder='/absent'"):
+        built(tiny, rule_data, tmp_path, *titles, "model.grounding=embedding", "model.grounding_encoder=/absent")
+    with pytest.raises(ConfigError, match="model.title_training='all': choose one of targets, windows"):
+        built(tiny, rule_data, tmp_path, *titles, "model.title_training=all")
     with pytest.raises(ConfigError, match=r"model.lora.target_modules=\['c_attn'\].*linear layers are"):
         built(tiny, rule_data, tmp_path, "model.lora.target_modules=[c_attn]")
     with pytest.raises(ConfigError, match="model.backbone_layers=5.*has 2 transformer blocks"):

@@ -7,18 +7,26 @@ from typing import NamedTuple
 
 import torch
 
+# title generators: the classes of a raw generated output that is not a valid new title (a partition, in this order)
+GENERATION_ERRORS = ("output_repeat", "not_in_catalogue", "history_repeat")
+
 
 class TopK(NamedTuple):
     """Recommended item indices (users × K, best first; -1 = empty slot) and their scores.
 
-    `invalid` (generative models) is each user's share of generated outputs that were not unknown items."""
+    `invalid` (generative models) is each user's share of list slots whose generated output was not an unknown item.
+    `errors` (title generators) is each user's share of raw outputs in each class of GENERATION_ERRORS (users × 3)."""
 
     items: torch.Tensor
     scores: torch.Tensor
     invalid: torch.Tensor | None = None
+    errors: torch.Tensor | None = None
 
 
 def cat_topk(parts: list[TopK]) -> TopK:
     """Stack the TopK of consecutive user chunks."""
-    invalid = None if parts[0].invalid is None else torch.cat([p.invalid for p in parts])
-    return TopK(torch.cat([p.items for p in parts]), torch.cat([p.scores for p in parts]), invalid)
+
+    def cat(name: str) -> torch.Tensor | None:
+        return None if getattr(parts[0], name) is None else torch.cat([getattr(p, name) for p in parts])
+
+    return TopK(cat("items"), cat("scores"), cat("invalid"), cat("errors"))

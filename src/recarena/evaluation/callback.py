@@ -15,7 +15,7 @@ import torch
 from recarena.data.interactions import Interactions, Stage
 from recarena.errors import ConfigError
 from recarena.evaluation import metrics as M
-from recarena.topk import TopK
+from recarena.topk import GENERATION_ERRORS, TopK
 from recarena.utils.io import write_json, write_parquet
 from recarena.utils.memory import run_memory
 
@@ -118,19 +118,25 @@ class RecEvalCallback(pl_lightning.Callback):
         if not isinstance(outputs, TopK):
             raise TypeError(f"{stage}_step must return a TopK, got {type(outputs).__name__}")
         users = batch["users"].detach().cpu()
-        invalid = outputs.invalid if outputs.invalid is not None else torch.full((len(users),), float("nan"))
+        nan = float("nan")
+        invalid = outputs.invalid if outputs.invalid is not None else torch.full((len(users),), nan)
+        errors = outputs.errors if outputs.errors is not None else torch.full((len(users), len(GENERATION_ERRORS)), nan)
         row = (
             users,
             outputs.items.detach().cpu(),
             outputs.scores.detach().float().cpu(),
             invalid.detach().float().cpu(),
+            errors.detach().float().cpu(),
         )
         self._buffers.setdefault(stage, []).append(row)
 
     def _finish(self, stage: Stage, trainer, pl_module) -> None:
-        users, items, scores, invalid = self._gathered(stage, pl_module)
+        users, items, scores, invalid, errors = self._gathered(stage, pl_module)
         data = self._data(trainer)
-        per_user, summary = self.compute(data, stage, users, items, None if np.isnan(invalid).all() else invalid)
+        per_user, summary = self.compute(
+            data, stage, users, items, None if np.isnan(invalid).all() else invalid,
+            None if np.isnan(errors).all() else errors,
+        )  # fmt: skip
         self.timing[f"{stage}_seconds"] = time.perf_counter() - self._started.get(stage, time.perf_counter())
         self.results[stage] = summary
         self._frames[stage] = (
@@ -144,9 +150,16 @@ class RecEvalCallback(pl_lightning.Callback):
             log.info("%s (%d users): %s", stage, len(users), shown)
 
     def compute(
-        self, data: Interactions, stage: Stage, users: np.ndarray, items: np.ndarray, invalid: np.ndarray | None = None
+        self,
+        data: Interactions,
+        stage: Stage,
+        users: np.ndarray,
+        items: np.ndarray,
+        invalid: np.ndarray | None = None,
+        errors: np.ndarray | None = None,
     ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-        """Per-user metric arrays and the stage summary (means, coverage, Gini, slices) for these lists."""
+        """Per-user metric arrays and the stage summary (means, coverage, Gini, slices) for these lists; a title
+        generator's output error shares (`errors`, users × GENERATION_ERRORS) as `<class>_rate`."""
         expected = data.eval_users(stage)
         if not np.array_equal(users, expected):
             missing = np.setdiff1d(expected, users)
@@ -162,6 +175,10 @@ class RecEvalCallback(pl_lightning.Callback):
         if invalid is not None:
             per_user["invalid_rate"] = invalid
             summary["invalid_rate"] = float(invalid.mean())
+        if errors is not None:
+            for column, name in enumerate(GENERATION_ERRORS):
+                per_user[f"{name}_rate"] = errors[:, column]
+                summary[f"{name}_rate"] = float(errors[:, column].mean())
         if data.max_users is not None:  # logged too, so a sampled run is visible as such in W&B
             summary["sampled_users"] = float(len(users))
         slices, threshold = M.item_slices(popularity, self.head_share)
@@ -184,7 +201,7 @@ class RecEvalCallback(pl_lightning.Callback):
             self._catalogue_of = source
         return self._catalogue_cache
 
-    def _gathered(self, stage: Stage, pl_module) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _gathered(self, stage: Stage, pl_module) -> tuple[np.ndarray, ...]:
         """All ranks' lists, one row per user in ascending user order (DDP padding duplicates removed)."""
         buffer = self._buffers.get(stage) or []
         k = max(self.ks)
@@ -192,11 +209,12 @@ class RecEvalCallback(pl_lightning.Callback):
         items = torch.cat([b[1] for b in buffer]) if buffer else torch.zeros((0, k), dtype=torch.long)
         scores = torch.cat([b[2] for b in buffer]) if buffer else torch.zeros((0, k))
         invalid = torch.cat([b[3] for b in buffer]) if buffer else torch.zeros(0)
-        trainer = pl_module.trainer
-        if trainer.world_size > 1:
-            users, items, scores, invalid = (_all_gather_rows(pl_module, t) for t in (users, items, scores, invalid))
-        unique, first = np.unique(users.numpy(), return_index=True)
-        return unique, items.numpy()[first], scores.numpy()[first], invalid.numpy()[first]
+        errors = torch.cat([b[4] for b in buffer]) if buffer else torch.zeros((0, len(GENERATION_ERRORS)))
+        columns = (users, items, scores, invalid, errors)
+        if pl_module.trainer.world_size > 1:
+            columns = tuple(_all_gather_rows(pl_module, t) for t in columns)
+        unique, first = np.unique(columns[0].numpy(), return_index=True)
+        return (unique, *(t.numpy()[first] for t in columns[1:]))
 
     def _data(self, trainer) -> Interactions:
         datamodule = trainer.datamodule

@@ -147,10 +147,11 @@ class HFEncoder(TextEncoder):
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(Path(self.path).parts[-2:]) or "model")
         return self.cache_dir / f"{name}-{len(texts)}-{key.hexdigest()[:32]}.npy"
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """(len(texts), hidden) float32 unit vectors; read from the cache when this text set was encoded before."""
+    def encode(self, texts: Sequence[str], cache: bool = True) -> np.ndarray:
+        """(len(texts), hidden) float32 unit vectors; read from the cache when this text set was encoded before
+        (`cache=False`: one-off texts such as generated outputs, never cached)."""
         texts = [str(t) for t in texts]
-        cache = self.cache_file(texts)
+        cache = self.cache_file(texts) if cache else None
         if cache is not None and cache.is_file():
             vectors = np.load(cache, allow_pickle=False)
             if vectors.ndim == 2 and vectors.shape[0] == len(texts):

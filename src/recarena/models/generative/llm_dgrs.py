@@ -6,7 +6,9 @@ Two ways to ground its output in the catalogue (`model.mode`):
   ranked by the next-token logits of every item (one forward pass per user).
 - `titles`: the history as title lines; the model spells the next title, under a trie of every catalogue title
   (known items removed) when `constrained`, or freely, with outputs matched back to titles (`invalid_rate`).
-  `finetune=false` evaluates the pretrained model zero-shot.
+  `finetune=false` evaluates the pretrained model zero-shot. `grounding=embedding` instead generates freely and maps
+  the outputs to their nearest catalogue titles by sentence-embedding similarity (title_grounding.py). Every title
+  generator also reports its raw outputs' error rates (repeats of an output or of the history, non-titles).
 Any `AutoModelForCausalLM` backbone (see backbones.py), optionally cut to its first `backbone_layers` blocks and
 tuned with LoRA (`lora.r > 0`) or fully. Two controls ask whether the language model's knowledge helps:
 `backbone_init=random` keeps the architecture but starts every backbone weight from its own random initialiser, and
@@ -37,7 +39,8 @@ from recarena.errors import ConfigError
 from recarena.models.generative.backbones import add_lora, keep_layers, load_backbone, random_like
 from recarena.models.generative.generative_module import GenerativeModule
 from recarena.models.generative.item_tokens import ItemTokens
-from recarena.models.generative.llm_prompts import ItemTokenWindows, PromptBuilder, TitleExamples
+from recarena.models.generative.llm_prompts import ItemTokenWindows, PromptBuilder, TitleExamples, TitleWindows
+from recarena.models.generative.title_grounding import EmbeddingGrounding, normalise_title, output_errors
 from recarena.models.generative.title_trie import TitleConstraint, TitleTrie
 from recarena.models.masked_topk import rank_scores, top_k
 from recarena.text.item_text import render
@@ -48,6 +51,8 @@ log = logging.getLogger(__name__)
 MODES = ("item_tokens", "titles")
 BACKBONE_INITS = ("pretrained", "random")
 ITEM_INITS = ("title", "random")
+GROUNDINGS = ("trie", "embedding")
+TITLE_TRAININGS = ("targets", "windows")
 SCORE_BYTES = 512 * 2**20  # title beam search: the step scores that generate keeps for one chunk of users
 LORA_DEFAULTS = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
 
@@ -76,6 +81,10 @@ class LLMDGRS(GenerativeModule):
         num_beams: int | None = None,
         length_penalty: float = 1.0,
         examples_per_user: int = 2,
+        title_training: str = "targets",
+        grounding: str = "trie",
+        grounding_encoder: str | None = "minilm",
+        popularity_weight: float = 0.0,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         batch_size: int = 16,
@@ -90,6 +99,20 @@ class LLMDGRS(GenerativeModule):
             raise ConfigError(f"model.backbone_init={backbone_init!r}: choose one of {', '.join(BACKBONE_INITS)}")
         if item_init not in ITEM_INITS:
             raise ConfigError(f"model.item_init={item_init!r}: choose one of {', '.join(ITEM_INITS)}")
+        if title_training not in TITLE_TRAININGS:
+            raise ConfigError(f"model.title_training={title_training!r}: choose one of {', '.join(TITLE_TRAININGS)}")
+        if grounding not in GROUNDINGS:
+            raise ConfigError(f"model.grounding={grounding!r}: choose one of {', '.join(GROUNDINGS)}")
+        if grounding == "embedding":
+            if mode != "titles":
+                raise ConfigError("model.grounding=embedding: grounds generated titles (use mode=titles)")
+            if constrained:
+                raise ConfigError("model.grounding=embedding grounds free text: set model.constrained=false")
+            if not grounding_encoder:
+                raise ConfigError(
+                    "model.grounding=embedding needs a sentence encoder: set model.grounding_encoder "
+                    "(minilm, or a folder of a transformers encoder)"
+                )
         if item_init == "random" and mode != "item_tokens":
             raise ConfigError("model.item_init=random: only item tokens have item rows (use mode=item_tokens)")
         lora = OmegaConf.to_container(lora, resolve=True) if isinstance(lora, DictConfig) else dict(lora or {})
@@ -132,6 +155,10 @@ class LLMDGRS(GenerativeModule):
         self.tokenizer = tokenizer
         if hp.mode == "titles":
             self.trie = TitleTrie([self.prompts.target(i) for i in range(data.n_items)])
+        if hp.grounding == "embedding":
+            texts = [normalise_title(t) for t in item_titles(data, hp.title_template, hp.mode)]
+            encoder = grounding_encoder(str(hp.grounding_encoder), hp.data_dir)
+            self.grounding = EmbeddingGrounding(encoder, texts, data.popularity(), float(hp.popularity_weight))
         # item rows start from the *pretrained* title embeddings whatever the backbone's start, so the two backbone
         # starts differ in the backbone weights only
         rows = self._item_rows(model) if hp.mode == "item_tokens" else None
@@ -170,9 +197,10 @@ class LLMDGRS(GenerativeModule):
         end = encode(hp.title_end)
         if len(end) != 1:
             raise ConfigError(f"model.title_end={hp.title_end!r}: must be one token of the backbone's tokenizer")
+        windows = hp.mode == "titles" and hp.title_training == "windows"  # trained on lists: a bullet asks for the next
         return PromptBuilder(
             instruction=list(tokenizer(hp.instruction)["input_ids"]),  # with the tokenizer's BOS, if it adds one
-            answer=encode(hp.answer),
+            answer=encode("-") if windows else encode(hp.answer),
             bullet=encode("-"),
             titles=[encode(" " + t) for t in titles],
             end=end[0],
@@ -207,6 +235,8 @@ class LLMDGRS(GenerativeModule):
         rows = [sequences[u] for u in range(data.n_users) if len(sequences[u]) > 0]
         if hp.mode == "item_tokens":
             return ItemTokenWindows(rows, self.prompts, int(hp.max_len), int(hp.batch_size))
+        if hp.title_training == "windows":
+            return TitleWindows(rows, self.prompts, int(hp.max_len), int(hp.batch_size))
         per_user, seed = int(hp.examples_per_user), int(hp.seed)
         return TitleExamples(rows, self.prompts, int(hp.max_len), int(hp.batch_size), per_user, seed)
 
@@ -251,7 +281,7 @@ class LLMDGRS(GenerativeModule):
     ) -> TopK:
         chunk = int(self.hparams.eval_chunk)
         if self.hparams.mode == "titles":  # generate keeps every step's (users × beams, vocab) scores: bound them
-            beams = max(k, int(self.hparams.num_beams or k))
+            beams = self._num_beams(k)
             vocab = int(self.hf.get_output_embeddings().weight.shape[0])
             per_user = beams * vocab * 4 * (max(len(t) for t in self.prompts.titles) + 1)
             chunk = max(1, min(chunk, SCORE_BYTES // per_user))
@@ -288,10 +318,16 @@ class LLMDGRS(GenerativeModule):
         top = top_k(scores, k)
         return self.validated_items(top.items - self.prompts.vocab, top.scores, history)
 
+    def _num_beams(self, k: int) -> int:
+        """Generated titles per user: `num_beams` (null: K); trie grounding needs one per list slot, at least K."""
+        beams = int(self.hparams.num_beams or k)
+        return beams if self.hparams.grounding == "embedding" else max(k, beams)
+
     def _generate_titles(self, history: sp.csr_matrix, k: int, sequences: list[np.ndarray]) -> TopK:
-        """Beam search over titles; each finished beam → the unknown items with that title, best beams first."""
+        """Beam search over titles, then grounding: each finished beam → the unknown items with that title, best beams
+        first (trie), or the nearest unknown titles to all beams (embedding). The raw beams' error rates ride along."""
         hp = self.hparams
-        num_beams = max(k, int(hp.num_beams or k))
+        num_beams = self._num_beams(k)
         prompts = [self.prompts.title_prompt(seq[-int(hp.max_len) :]) for seq in sequences]
         width = max(len(p) for p in prompts)
         pad = int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.prompts.end)
@@ -310,10 +346,17 @@ class LLMDGRS(GenerativeModule):
         )  # fmt: skip
         generated = out.sequences[:, width:].cpu().numpy()
         scores = out.sequences_scores.float().cpu().numpy()
+        knowns = [set(history.indices[history.indptr[u] : history.indptr[u + 1]].tolist()) for u in range(len(prompts))]
+        texts = [[self._output_text(generated[b]) for b in range(u * num_beams, (u + 1) * num_beams)]
+                 for u in range(len(prompts))]  # fmt: skip
+        errors = np.stack([output_errors(t, self.title_index, kn) for t, kn in zip(texts, knowns, strict=True)])
+        errors = torch.from_numpy(errors)
+        if hp.grounding == "embedding":
+            top = self.grounding.rank(texts, history, k)
+            return TopK(*(t.to(self.device) for t in top[:3]), errors=errors.to(self.device))
         items = np.full((len(prompts), k), -1, dtype=np.int64)
         values = np.full((len(prompts), k), float("-inf"), dtype=np.float32)
-        for user in range(len(prompts)):
-            known = set(history.indices[history.indptr[user] : history.indptr[user + 1]].tolist())
+        for user, known in enumerate(knowns):
             picked: list[int] = []
             for beam in range(user * num_beams, (user + 1) * num_beams):
                 for item in self._beam_items(generated[beam], known):
@@ -321,7 +364,8 @@ class LLMDGRS(GenerativeModule):
                         values[user, len(picked)] = scores[beam]
                         picked.append(item)
             items[user, : len(picked)] = picked
-        return self.validated_items(torch.from_numpy(items), torch.from_numpy(values), history)
+        top = self.validated_items(torch.from_numpy(items), torch.from_numpy(values), history)
+        return top._replace(errors=errors.to(self.device))
 
     def _prompt_cache(self, ids: torch.Tensor, mask: torch.Tensor, num_beams: int) -> dict:
         """The prompts' key/value cache, computed once per user and repeated for each beam: beam search would
@@ -344,10 +388,16 @@ class LLMDGRS(GenerativeModule):
         if self.hparams.constrained:
             found = self.trie.items(tokens)
         else:
-            text = self.tokenizer.decode([t for t in tokens if t != self.prompts.end], skip_special_tokens=True)
-            found = self.title_index.get(" ".join(text.split()), [])
+            found = self.title_index.get(self._output_text(np.asarray(tokens)), [])
         unknown = [i for i in found if i not in known]
         return unknown or [-1]  # no title, or only items the user has: one invalid output
+
+    def _output_text(self, tokens: np.ndarray) -> str:
+        """A generated sequence as normalised text: up to its terminator, padding and special tokens dropped."""
+        tokens = tokens.tolist()
+        if self.prompts.end in tokens:
+            tokens = tokens[: tokens.index(self.prompts.end)]
+        return normalise_title(self.tokenizer.decode(tokens, skip_special_tokens=True))
 
     @property
     def title_index(self) -> dict[str, list[int]]:
@@ -355,8 +405,7 @@ class LLMDGRS(GenerativeModule):
         if getattr(self, "_title_index", None) is None:
             index: dict[str, list[int]] = {}
             for item, ids in enumerate(self.prompts.titles):
-                text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                index.setdefault(" ".join(text.split()), []).append(item)
+                index.setdefault(normalise_title(self.tokenizer.decode(ids, skip_special_tokens=True)), []).append(item)
             self._title_index = index
         return self._title_index
 
@@ -413,6 +462,19 @@ class LLMDGRS(GenerativeModule):
             "titles": item_titles(data, self.hparams.title_template, self.hparams.mode),
         }
         (directory / "llm_dgrs.json").write_text(json.dumps(template, indent=1))
+
+
+def grounding_encoder(name: str, data_dir: str):
+    """The sentence encoder of embedding grounding: `minilm` (all-MiniLM-L6-v2, offline package) or a folder of a
+    transformers encoder (mean pooling). Title embeddings are cached under the data folder."""
+    from recarena.text.encoders import HFEncoder, MiniLMEncoder
+
+    cache = Path(data_dir) / "cache" / "embeddings"
+    if name == "minilm":
+        return MiniLMEncoder(cache_dir=cache, show_progress=False)
+    if not Path(name).is_dir():
+        raise ConfigError(f"model.grounding_encoder={name!r}: neither 'minilm' nor a folder of a transformers encoder")
+    return HFEncoder(name, "mean", cache_dir=cache, show_progress=False)
 
 
 def item_titles(data: Interactions, template, mode: str) -> list[str]:

@@ -79,8 +79,9 @@ class ItemTokenWindows(Dataset):
 
 
 class TitleExamples(Dataset):
-    """Title-mode fine-tuning: per user and epoch, `per_user` (history → next title) examples: the last train item,
-    then targets drawn at random from earlier positions. Labels cover the target title and terminator only."""
+    """Title-mode fine-tuning, `title_training=targets`: per user and epoch, `per_user` (history → next title)
+    examples: the last train item, then targets drawn at random from earlier positions. Labels cover the target
+    title and terminator only."""
 
     shuffle = True
 
@@ -99,14 +100,45 @@ class TitleExamples(Dataset):
         seq = self.sequences[index // self.per_user]
         target = len(seq) - 1 if index % self.per_user == 0 else int(self.rng.integers(1, len(seq)))
         history = seq[max(0, target - self.max_len) : target]
-        return self.prompts.title_prompt(history), self.prompts.target(seq[target])
+        prompt, title = self.prompts.title_prompt(history), self.prompts.target(seq[target])
+        return prompt + title, [-100] * len(prompt) + title
 
-    @staticmethod
-    def collate(batch: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
-        ids = [np.asarray(p + t, dtype=np.int64) for p, t in batch]
-        labels = [np.asarray([-100] * len(p) + t, dtype=np.int64) for p, t in batch]
-        return {
-            "input_ids": pad_batch(ids, 0),
-            "attention_mask": pad_batch([np.ones(len(i)) for i in ids], 0),
-            "labels": pad_batch(labels, -100),
-        }
+    def collate(self, batch: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+        return collate_labelled(batch)
+
+
+class TitleWindows(Dataset):
+    """Title-mode fine-tuning, `title_training=windows`: each user's train sequence cut into windows of `max_len` + 1
+    items (window_bounds), each written as the title list of the prompt, the loss on every title after the window's
+    first: one forward pass teaches `max_len` next titles, and every train item but a window's first is a target once
+    per epoch. The prompt's answer cue is then the list's bullet (PromptBuilder.answer)."""
+
+    shuffle = True
+
+    def __init__(self, sequences: list[np.ndarray], prompts: PromptBuilder, max_len: int, batch_size: int) -> None:
+        self.prompts, self.batch_size = prompts, batch_size
+        self.windows = [seq[a:b] for seq in sequences for a, b in window_bounds(len(seq), max_len + 1) if b - a >= 2]
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> tuple[list[int], list[int]]:
+        ids, labels = list(self.prompts.instruction), [-100] * len(self.prompts.instruction)
+        for position, item in enumerate(np.asarray(self.windows[index]).tolist()):
+            title = self.prompts.target(item)
+            ids += self.prompts.bullet + title
+            labels += [-100] * len(self.prompts.bullet) + (title if position > 0 else [-100] * len(title))
+        return ids, labels
+
+    def collate(self, batch: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+        return collate_labelled(batch)
+
+
+def collate_labelled(batch: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+    """Right-padded token ids, their attention mask and labels (-100 where no loss is taken)."""
+    ids = [np.asarray(i, dtype=np.int64) for i, _ in batch]
+    return {
+        "input_ids": pad_batch(ids, 0),
+        "attention_mask": pad_batch([np.ones(len(i)) for i in ids], 0),
+        "labels": pad_batch([np.asarray(labels, dtype=np.int64) for _, labels in batch], -100),
+    }
