@@ -12,7 +12,7 @@ from recarena.utils.compose import CONFIG_DIR
 
 FAMILIES = {  # the design's families and the strongest baselines: one leaderboard row each
     "pop", "itemcf", "usercf", "mf", "ease", "content", "content_minilm", "itemcf_text", "hybrid", "hybrid_llm",
-    "gpt_dgrs", "bert_dgrs",
+    "gpt_dgrs", "bert_dgrs", "llm_dgrs_budget",
 }  # fmt: skip
 SPLITS = ["temporal_ratio", "leave_one_out"]
 
