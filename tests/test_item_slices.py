@@ -83,3 +83,19 @@ def test_new_items_at_test_time_through_the_road(run_train):
     ]  # fmt: skip
     assert summary["recall@10/unseen"] == pytest.approx(np.mean(per_user))
     assert summary["recall@10/unseen"] == 0.0  # popularity never ranks an item nobody has had above one they have
+
+
+@pytest.mark.parametrize("cold_items", [0.0, 0.1])
+def test_the_report_counts_each_item_slice_and_notes_a_split_without_new_items(run_train, cold_items):
+    from recarena.reporting.sweep_report import make_report
+
+    results, out = run_train(
+        "model=pop", "data=synthetic", f"data.cold_items={cold_items}", "data.n_users=200", "data.n_items=120",
+        "data.n_interactions=4000", "logger=none", "eval.ks=[10]",
+    )  # fmt: skip
+    markdown = make_report(out.parent, k=10, wandb="off").files["md"].read_text()  # the folder of the run
+    unseen = int(results["test"]["interactions/unseen"])
+    tail, head = int(results["test"]["interactions/tail"]), int(results["test"]["interactions/head"])
+    assert f"Test interactions per slice: unseen {unseen}, tail {tail}, head {head}." in markdown
+    assert ("No test interaction of this split is with an item unseen in train" in markdown) == (unseen == 0)
+    assert (unseen == 0) == (cold_items == 0.0)

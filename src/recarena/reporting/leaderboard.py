@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -290,11 +290,20 @@ def _eval_users(row: Row) -> str:
 def slice_users(board: Leaderboard) -> dict[str, str]:
     """Test users in the cold and warm slices (metrics.json `users/cold`, `users/warm`) over the split's jobs scored
     on all users: one number, or "lowest–highest" when the seeds' data or split differ (a seeded split or source)."""
+    return _slice_counts(board, "users", ("cold", "warm"))
+
+
+def slice_interactions(board: Leaderboard) -> dict[str, str]:
+    """Test interactions in each item slice (metrics.json `interactions/<slice>`), counted like slice_users."""
+    return _slice_counts(board, "interactions", ITEM_SLICES)
+
+
+def _slice_counts(board: Leaderboard, what: str, names: Sequence[str]) -> dict[str, str]:
     jobs = [j for r in board.rows for j in r.jobs]
     full = [j for j in jobs if j.sampled is None] or jobs
     counts = {}
-    for name in ("cold", "warm"):
-        values = {int(v) for j in full if (v := j.metrics.get(f"users/{name}")) is not None and not math.isnan(v)}
+    for name in names:
+        values = {int(v) for j in full if (v := j.metrics.get(f"{what}/{name}")) is not None and not math.isnan(v)}
         counts[name] = "n/a" if not values else (
             str(min(values)) if len(values) == 1 else f"{min(values)}–{max(values)}"
         )  # fmt: skip

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from recarena.reporting import cross_dataset
 from recarena.reporting.cross_dataset import CrossDataset
-from recarena.reporting.leaderboard import SORT_METRIC, Column, Leaderboard, Row, slice_users
+from recarena.reporting.leaderboard import SORT_METRIC, Column, Leaderboard, Row, slice_interactions, slice_users
 from recarena.reporting.pairwise import markdown_matrix
 
 
@@ -123,6 +123,7 @@ def _split_lines(board: Leaderboard, plots: dict[str, Path]) -> list[str]:
         "recall: over each slice's ground truth; listed: the share of the slice's items that some list contains. "
         "n/a: the split has no test interaction in that slice.",
         "",
+        *_new_item_lines(board),
         *_table(board, sections.get("items", [])),
         "",
         "### Time",
@@ -137,6 +138,18 @@ def _split_lines(board: Leaderboard, plots: dict[str, Path]) -> list[str]:
     if plots:
         lines += ["### Plots", ""] + [f"![{name}]({path.name})" for name, path in plots.items()] + [""]
     return lines
+
+
+def _new_item_lines(board: Leaderboard) -> list[str]:
+    """The test interactions per item slice, and a note when none is with a new item (nothing to measure there)."""
+    counts = slice_interactions(board)
+    lines = ["Test interactions per slice: " + ", ".join(f"{name} {n}" for name, n in counts.items()) + "."]
+    if counts.get("unseen") in ("0", "n/a"):
+        lines.append(
+            "No test interaction of this split is with an item unseen in train, so the unseen columns are n/a: "
+            "`split=global_temporal` (one time cut for everyone) is the protocol where new items appear at test time."
+        )
+    return [*lines, ""]
 
 
 def _rank_lines(boards: list[Leaderboard], plots: dict[str, Path]) -> list[str]:
