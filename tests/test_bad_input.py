@@ -105,19 +105,29 @@ def test_dataset_empty_after_kcore_is_named(run_train):
         run_train("model=pop", *TINY, "data.min_user_interactions=1000")
 
 
-def test_global_temporal_drops_users_and_items_seen_only_in_valid_or_test(tmp_path, caplog):
+@pytest.mark.parametrize(
+    ("new_items", "counts", "message"),
+    [
+        ("drop", (6, 1, 1), "dropped 2 valid/test rows whose user or item never occurs in train (1 with an unseen "
+                            "user, 1 with an unseen item; first dropped: data row 7, timestamp 7.0)"),
+        ("keep", (6, 2, 1), "dropped 1 valid/test rows whose user never occurs in train (1 with an unseen user, 0 with "
+                            "an unseen item; first dropped: data row 9, timestamp 9.0)"),
+    ],
+)  # fmt: skip
+def test_global_temporal_drops_new_users_and_keeps_or_drops_new_items(tmp_path, caplog, new_items, counts, message):
     rows = "1,0,1\n1,1,2\n2,2,3\n2,3,4\n1,4,5\n2,5,6\n1,9,7\n2,0,8\n7,1,9\n1,2,10\n"  # item 9, user 7: late only
     (tmp_path / "r.csv").write_text("user_id,item_id,ts\n" + rows)
-    split = partial(global_temporal, valid_quantile=0.6, test_quantile=0.8)
+    split = partial(global_temporal, valid_quantile=0.6, test_quantile=0.8, new_items=new_items)
     module = RecDataModule("table", split, path=tmp_path / "r.csv", user_col="user_id", item_col="item_id",
                            time_col="ts")  # fmt: skip
     with caplog.at_level(logging.WARNING):
         data = module.load()
-    assert (data.counts["train"], data.counts["valid"], data.counts["test"]) == (6, 1, 1)
-    assert (
-        "global_temporal: dropped 2 valid/test rows whose user or item never occurs in train "
-        "(1 with an unseen user, 1 with an unseen item; first dropped: data row 7, timestamp 7.0)"
-    ) in caplog.text
+    assert (data.counts["train"], data.counts["valid"], data.counts["test"]) == counts
+    assert "global_temporal: " + message in caplog.text
+    if new_items == "keep":  # item 9 stays in valid with no train interaction: the unseen slice
+        assert data.popularity()[data.item_index("9")] == 0
+    with pytest.raises(ConfigError, match="split.new_items='maybe': choose one of keep, drop"):
+        global_temporal(data.frame, new_items="maybe")
 
 
 # -- bad config -----------------------------------------------------------------------------------------------

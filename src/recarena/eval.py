@@ -22,6 +22,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from recarena.runs import RUN_OWN, Rerank, evaluate
+from recarena.topk import GENERATION_ERRORS
 from recarena.utils import resolvers  # noqa: F401  (registers ${pid:})
 from recarena.utils.compose import CONFIG_DIR
 from recarena.utils.console import quiet_lightning
@@ -32,14 +33,15 @@ TABLE_METRICS = ("recall", "precision", "ndcg", "hit", "map", "mrr", "coverage",
 
 
 def format_metrics(results: dict[str, float], ks: Sequence[int], title: str) -> str:
-    """A metric × K table of the main metrics, plus invalid_rate and the user counts when present."""
+    """A metric × K table of the main metrics, plus invalid_rate, a title generator's error rates and the user
+    counts when present."""
     ks = sorted(ks)
     lines = [f"{title:<14}" + "".join(f"{'@' + str(k):>10}" for k in ks)]
     for name in TABLE_METRICS:
         if any(f"{name}@{k}" in results for k in ks):
             cells = "".join(f"{results.get(f'{name}@{k}', math.nan):>10.4f}" for k in ks)
             lines.append(f"{name:<14}{cells}")
-    for extra in ("invalid_rate", "users/cold", "users/warm"):
+    for extra in ("invalid_rate", *(f"{e}_rate" for e in GENERATION_ERRORS), "users/cold", "users/warm"):
         if extra in results:
             lines.append(f"{extra:<14}{results[extra]:>10.4g}")
     return "\n".join(lines)

@@ -80,17 +80,24 @@ def random_ratio(
     return shuffled.with_columns(_tail_parts(order, valid_ratio, test_ratio, min_interactions)).drop("_key")
 
 
+NEW_ITEMS = ("keep", "drop")
+
+
 def global_temporal(
-    frame: pl.DataFrame, valid_quantile: float = 0.8, test_quantile: float = 0.9, seed: int = 0
-) -> pl.DataFrame:
+    frame: pl.DataFrame, valid_quantile: float = 0.8, test_quantile: float = 0.9, new_items: str = "keep",
+    seed: int = 0,
+) -> pl.DataFrame:  # fmt: skip
     """Global time cuts: ts ≤ q(valid_quantile) → train, ≤ q(test_quantile) → valid, later → test.
 
-    Valid/test rows whose user or item never occurs in train cannot be scored fairly; they are dropped and
-    the count is logged (so the union of parts is the preprocessed data minus those rows)."""
+    The protocol where new items appear: valid/test rows of items that never occur in train are kept
+    (`new_items=keep`, the evaluation's `unseen` slice) or dropped (`drop`). Rows of users that never occur in train
+    have no history to recommend from; they are dropped. Dropped rows are counted in the log."""
     _check_ratio("valid_quantile", valid_quantile)
     _check_ratio("test_quantile", test_quantile)
     if valid_quantile >= test_quantile:
         raise ConfigError(f"split.valid_quantile={valid_quantile} must be below split.test_quantile={test_quantile}")
+    if new_items not in NEW_ITEMS:
+        raise ConfigError(f"split.new_items={new_items!r}: choose one of {', '.join(NEW_ITEMS)}")
     t_valid = frame["ts"].quantile(valid_quantile, "lower")
     t_test = frame["ts"].quantile(test_quantile, "lower")
     part = pl.when(pl.col("ts") <= t_valid).then(TRAIN).when(pl.col("ts") <= t_test).then(VALID).otherwise(TEST)
@@ -98,16 +105,23 @@ def global_temporal(
     train = parted.filter(pl.col("part") == TRAIN)
     new_user = ~pl.col("u").is_in(train["u"].unique().implode())
     new_item = ~pl.col("i").is_in(train["i"].unique().implode())
-    _log_unseen(parted.filter(new_user | new_item), parted.select(new_user.sum(), new_item.sum()).row(0))
-    return parted.filter(~(new_user | new_item))
+    dropped = (new_user | new_item) if new_items == "drop" else new_user
+    counts = parted.select(new_user.sum(), (new_item & dropped).sum()).row(0)
+    _log_unseen(parted.filter(dropped), counts, "user or item" if new_items == "drop" else "user")
+    kept = parted.filter(~dropped)
+    if new_items == "keep":
+        fresh = kept.filter(new_item)
+        log.info("global_temporal: kept %d valid/test rows of %d items unseen in train (new_items=keep)",
+                 fresh.height, fresh["i"].n_unique())  # fmt: skip
+    return kept
 
 
-def _log_unseen(dropped: pl.DataFrame, counts: tuple[int, int]) -> None:
+def _log_unseen(dropped: pl.DataFrame, counts: tuple[int, int], what: str) -> None:
     """Warn how many valid/test rows global_temporal drops (unseen users, unseen items) and the first such row."""
     if dropped.height:
         row = dropped.sort("pos").row(0, named=True)
         log.warning(
-            "global_temporal: dropped %d valid/test rows whose user or item never occurs in train "
+            "global_temporal: dropped %d valid/test rows whose %s never occurs in train "
             "(%d with an unseen user, %d with an unseen item; first dropped: data row %d, timestamp %s)",
-            dropped.height, *counts, row["pos"] + 1, row["ts"],
+            dropped.height, what, *counts, row["pos"] + 1, row["ts"],
         )  # fmt: skip
