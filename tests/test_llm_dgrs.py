@@ -356,3 +356,32 @@ def test_random_item_rows_replace_the_title_start(tiny, rule_data, tmp_path):
         built(tiny, rule_data, tmp_path / "c", "model.backbone_init=scratch")
     with pytest.raises(ConfigError, match=r"model.item_init=random: only item tokens have item rows"):
         built(tiny, rule_data, tmp_path / "d", "model.item_init=random", "model.mode=titles")
+
+
+def test_regrounding_at_another_popularity_weight_generates_once_and_equals_a_fresh_model(tiny, rule_data, tmp_path):
+    """The kept beams change no list: a model that generated before and a fresh one give the same lists at the new
+    weight; a training step (new weights) generates again."""
+    free = ["model.mode=titles", "model.constrained=false", "model.grounding=embedding", "model.num_beams=3"]
+    model, data = built(tiny, rule_data, tmp_path, *free)
+    model.eval()
+    calls, generate = [], model.hf.generate
+    model.hf.generate = lambda *args, **kwargs: calls.append(1) or generate(*args, **kwargs)
+    sequences = data.sequences("train")
+    users = torch.arange(6)
+
+    def lists():
+        return model.recommend(users, data.train[:6], 5, [sequences[u] for u in range(6)])
+
+    lists()
+    model.grounding.popularity_weight = 1.0
+    again = lists()
+    assert len(calls) == 1  # one chunk of 6 users, generated once for both weights
+    fresh, _ = built(tiny, rule_data, tmp_path, *free, "model.popularity_weight=1.0")
+    fresh.eval()
+    expected = fresh.recommend(users, data.train[:6], 5, [sequences[u] for u in range(6)])
+    assert torch.equal(again.items, expected.items) and torch.allclose(again.scores, expected.scores)
+    assert torch.equal(again.errors, expected.errors)
+    view = model.train_view(data)
+    model.training_step(view.collate([view[i] for i in range(4)]), 0)
+    lists()
+    assert len(calls) == 2

@@ -89,6 +89,19 @@ def test_eval_can_change_decoding_of_the_same_weights(gpt_run):
         evaluate(gpt_run, model={"beam_width": 3})
 
 
+def test_eval_scores_every_user_whatever_the_runs_own_batch_limits(tmp_path):
+    """A run trained with no validation (`limit_val_batches=0`) is still validated in full by recarena.eval."""
+    out = _train(tmp_path, "model=pop", "++trainer.limit_val_batches=0")
+    metrics = json.loads((out / "metrics.json").read_text())
+    results = evaluate(out, stages=["val", "test"])
+    assert "val" not in metrics
+    def users(stage: dict) -> float:
+        return stage["users/cold"] + stage["users/warm"]
+
+    assert users(results["val"]) == users(metrics["test"])  # every user of the synthetic data, in both stages
+    assert results["test"] == pytest.approx(metrics["test"], rel=1e-9)
+
+
 def test_unknown_user_is_named(usercf_run):
     with pytest.raises(ValueError, match="user=12345 is not in the run's data"):
         recommend(usercf_run, 12345)

@@ -163,8 +163,11 @@ def restore_run(
 
 
 def eval_trainer(cfg: DictConfig, callbacks: list, root_dir: str | Path, accelerator: str | None = None) -> pl.Trainer:
-    """The run's Trainer settings (accelerator, precision) on one device, with no logger, checkpoints or bars."""
+    """The run's Trainer settings (accelerator, precision) on one device, with no logger, checkpoints or bars, and
+    every evaluated user (a run's own limit_val_batches/limit_test_batches are training-time choices)."""
     overrides: dict[str, Any] = {
+        "limit_val_batches": 1.0,
+        "limit_test_batches": 1.0,
         "callbacks": callbacks,
         "logger": False,
         "default_root_dir": str(root_dir),

@@ -54,6 +54,7 @@ ITEM_INITS = ("title", "random")
 GROUNDINGS = ("trie", "embedding")
 TITLE_TRAININGS = ("targets", "windows")
 SCORE_BYTES = 512 * 2**20  # title beam search: the step scores that generate keeps for one chunk of users
+KEPT_GENERATIONS = 4096  # chunks of generated beams kept (a service answering title requests must not grow forever)
 LORA_DEFAULTS = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
 
 
@@ -135,6 +136,7 @@ class LLMDGRS(GenerativeModule):
         self.item_in: nn.Parameter | None = None
         self.item_out: nn.Parameter | None = None
         self.strict_loading = False  # checkpoints hold the trainable tensors only; see load_state_dict
+        self.generations: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # see _beams: cleared when weights change
 
     @property
     def trains(self) -> bool:
@@ -263,6 +265,7 @@ class LLMDGRS(GenerativeModule):
         return self.hf.get_output_embeddings()(states)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self.generations.clear()  # the weights are about to change
         states = self.hidden(batch["input_ids"], batch["attention_mask"])
         if self.hparams.mode == "item_tokens":
             picked = states[batch["rows"], batch["positions"]]
@@ -336,16 +339,7 @@ class LLMDGRS(GenerativeModule):
         processors = LogitsProcessorList()
         if hp.constrained:
             processors.append(TitleConstraint(self.trie, history, width, num_beams, pad))
-        longest = max(len(t) for t in self.prompts.titles) + 1
-        out = self.hf.generate(
-            input_ids=ids, attention_mask=mask, **self._prompt_cache(ids, mask, num_beams),
-            num_beams=num_beams, num_return_sequences=num_beams,
-            max_new_tokens=longest, do_sample=False, early_stopping=True, length_penalty=float(hp.length_penalty),
-            logits_processor=processors, eos_token_id=self.prompts.end, pad_token_id=pad,
-            return_dict_in_generate=True, output_scores=True,
-        )  # fmt: skip
-        generated = out.sequences[:, width:].cpu().numpy()
-        scores = out.sequences_scores.float().cpu().numpy()
+        generated, scores = self._beams(ids, mask, num_beams, processors, pad, history)
         knowns = [set(history.indices[history.indptr[u] : history.indptr[u + 1]].tolist()) for u in range(len(prompts))]
         texts = [[self._output_text(generated[b]) for b in range(u * num_beams, (u + 1) * num_beams)]
                  for u in range(len(prompts))]  # fmt: skip
@@ -366,6 +360,30 @@ class LLMDGRS(GenerativeModule):
             items[user, : len(picked)] = picked
         top = self.validated_items(torch.from_numpy(items), torch.from_numpy(values), history)
         return top._replace(errors=errors.to(self.device))
+
+    def _beams(
+        self, ids: torch.Tensor, mask: torch.Tensor, num_beams: int, processors: LogitsProcessorList, pad: int,
+        history: sp.csr_matrix,
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Generated title tokens (users × beams rows, after the prompt) and beam scores of one chunk. Kept while the
+        weights are unchanged (cleared by a training step or a checkpoint load), keyed by everything generation
+        reads, so re-grounding the same users (e.g. several `popularity_weight`s) generates once."""
+        hp = self.hparams
+        known = (history.indptr.tobytes(), history.indices.tobytes()) if hp.constrained else None
+        key = (ids.cpu().numpy().tobytes(), ids.shape, num_beams, bool(hp.constrained), float(hp.length_penalty), known)
+        if key not in self.generations:
+            if len(self.generations) >= KEPT_GENERATIONS:
+                self.generations.clear()
+            out = self.hf.generate(
+                input_ids=ids, attention_mask=mask, **self._prompt_cache(ids, mask, num_beams),
+                num_beams=num_beams, num_return_sequences=num_beams,
+                max_new_tokens=max(len(t) for t in self.prompts.titles) + 1, do_sample=False, early_stopping=True,
+                length_penalty=float(hp.length_penalty), logits_processor=processors, eos_token_id=self.prompts.end,
+                pad_token_id=pad, return_dict_in_generate=True, output_scores=True,
+            )  # fmt: skip
+            width = ids.shape[1]
+            self.generations[key] = (out.sequences[:, width:].cpu().numpy(), out.sequences_scores.float().cpu().numpy())
+        return self.generations[key]
 
     def _prompt_cache(self, ids: torch.Tensor, mask: torch.Tensor, num_beams: int) -> dict:
         """The prompts' key/value cache, computed once per user and repeated for each beam: beam search would
@@ -426,6 +444,7 @@ class LLMDGRS(GenerativeModule):
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Load a trainable-only checkpoint into the rebuilt model; a tensor it lacks or does not know is an error."""
+        self.generations.clear()
         trainable = {name for name, p in self.named_parameters() if p.requires_grad}
         known = {name for name, _ in self.named_parameters()}
         missing, unexpected = sorted(trainable - set(state_dict)), sorted(set(state_dict) - known)
