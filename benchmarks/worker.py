@@ -91,7 +91,7 @@ def metric_overhead(row: dict[str, Any], repeats: int) -> None:
     ours = same = minimal = 0.0
     worst = 0.0
     for stage in ("val", "test"):
-        users, items, _, _ = evaluator._gathered(stage, module)
+        users, items = evaluator._gathered(stage, module)[:2]
         truth, shop = data.truth(stage)[users], catalogue(stage)
         ours += median_seconds(repeats, evaluator.compute, data, stage, users, items)
         same += median_seconds(repeats, plain.all_metrics, items, truth, evaluator.ks, shop)
@@ -152,7 +152,7 @@ def same_lists(score: plain.ScoreFn) -> bool:
     evaluator, module = LAST["evaluator"], LAST["module"]
     for stage in ("val", "test"):
         result = plain_stage(score, stage, plain.recall_ndcg)[0]
-        users, items, _, _ = evaluator._gathered(stage, module)
+        users, items = evaluator._gathered(stage, module)[:2]
         if not (np.array_equal(result.users, users) and np.array_equal(result.topk, items)):
             return False
     return True

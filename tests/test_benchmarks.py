@@ -19,7 +19,7 @@ def test_plain_evaluator_reports_the_callbacks_numbers(run_train, model, source)
     data, evaluator, module = LAST["datamodule"].data, LAST["evaluator"], LAST["module"]
     assert data.item_genres() is not None  # both sources have genres: intra-list diversity is compared too
     for stage in ("val", "test"):
-        users, items, _, _ = evaluator._gathered(stage, module)
+        users, items = evaluator._gathered(stage, module)[:2]
         expected = plain.all_metrics(items, data.truth(stage)[users], evaluator.ks, worker.catalogue(stage))
         assert results[stage].keys() == expected.keys()
         assert results[stage] == pytest.approx(expected, rel=0, abs=1e-12)
