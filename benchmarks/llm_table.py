@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import polars as pl
@@ -17,12 +18,12 @@ from recarena.topk import GENERATION_ERRORS
 METRICS = ("recall@10", "ndcg@10", "coverage@10")
 
 
-def row(run: Path, users: pl.Series | None) -> dict[str, str]:
+def row(run: Path, users: pl.Series | None, label: str) -> dict[str, str]:
     saved = json.loads((run / "metrics.json").read_text())
     test, timing, sampling = saved["test"], saved.get("timing", {}), saved.get("sampling", {})
     evaluated = sampling.get("eval_users", {}).get("test")
     total = sampling.get("all_eval_users", {}).get("test")
-    out = {"run": run.name, "test users": f"{evaluated}/{total}" if evaluated != total else str(total)}
+    out = {"run": label, "test users": f"{evaluated}/{total}" if evaluated != total else str(total)}
     out |= {m: f"{test[m]:.4f}" for m in METRICS}
     out["invalid_rate"] = f"{test['invalid_rate']:.3f}" if "invalid_rate" in test else "—"
     for name in GENERATION_ERRORS:  # title generators: what their raw outputs were (RecLM-eval's error rates)
@@ -33,7 +34,8 @@ def row(run: Path, users: pl.Series | None) -> dict[str, str]:
         for metric in METRICS[:2]:
             out[f"{metric} (common {common.height})"] = f"{common[metric].mean():.4f}" if common.height else "—"
     train = timing.get("train_seconds", timing.get("fit_seconds"))
-    out["train s"] = f"{train:.0f}" if train is not None else "0 (zero-shot)"
+    trained_here = (run / ".hydra").is_dir()  # a training run; else a re-evaluation (recarena.eval, grounding_weights)
+    out["train s"] = f"{train:.0f}" if train is not None else "0 (zero-shot)" if trained_here else "— (re-evaluated)"
     out["eval s (val+test)"] = f"{timing.get('val_seconds', 0) + timing.get('test_seconds', 0):.0f}"
     out["peak RSS MiB"] = f"{timing['peak_rss_mib']:.0f}" if "peak_rss_mib" in timing else _time_log_rss(run)
     return out
@@ -48,6 +50,16 @@ def _time_log_rss(run: Path) -> str:
     return "—"
 
 
+def labels(runs: list[Path]) -> list[str]:
+    """Each run's folder name, or its path under the runs' common folder where two names are the same."""
+    names = [run.name for run in runs]
+    if len(set(names)) == len(names):
+        return names
+    resolved = [run.resolve() for run in runs]
+    common = Path(os.path.commonpath(resolved))
+    return [str(r.relative_to(common)) for r in resolved]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
@@ -57,7 +69,8 @@ def main() -> None:
     if args.users_from is not None:
         frame = pl.read_parquet(args.users_from / "per_user_metrics.parquet").filter(pl.col("stage") == "test")
         users = frame["user"]
-    rows = [row(run, users) for run in args.runs if (run / "metrics.json").exists()]
+    runs = [run for run in args.runs if (run / "metrics.json").exists()]
+    rows = [row(run, users, label) for run, label in zip(runs, labels(runs), strict=True)]
     columns = list(rows[0]) if rows else []
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
