@@ -63,3 +63,11 @@ def test_published_table_sets_our_seeds_beside_the_papers(tmp_path):
     # gpt_dgrs: HR 0.31 ± 0.0141 (sample std of 0.30, 0.32), NDCG 0.18 ± 0.0141, train (10 + 20) / 2 = 15 min
     assert "| **gpt_dgrs** (recarena) | 0.3100 ± 0.0141 | 0.1800 ± 0.0141 | 0 1 | 15.0 | 1.00 |" in text
     assert lines[-1].startswith("| **pop** (recarena) | 0.0800 | 0.0400 | 0 | 10.0 |")
+
+
+def test_llm_table_labels_runs_by_name_or_by_path_when_names_repeat(tmp_path):
+    from benchmarks.llm_table import labels
+
+    a, b = tmp_path / "zeroshot" / "weights" / "test-w0", tmp_path / "finetuned" / "weights" / "test-w0"
+    assert labels([tmp_path / "pop", tmp_path / "zeroshot"]) == ["pop", "zeroshot"]
+    assert labels([tmp_path / "pop", a, b]) == ["pop", "zeroshot/weights/test-w0", "finetuned/weights/test-w0"]
