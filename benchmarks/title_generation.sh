@@ -22,7 +22,7 @@ extra=("$@")  # overrides for the language-model rows (e.g. trainer=gpu)
 train() { "$py" -m recarena.train "$@" "${common[@]}"; }
 llm() { train "${titles[@]}" "$@" "${extra[@]}"; }
 weights() {  # embedding grounding of a finished run's model, its popularity weight chosen on validation
-  "$py" -m benchmarks.grounding_weights "$1" --weights "${WEIGHTS:-0,0.1,0.3,1}" --num-beams 5
+  "$py" -m benchmarks.grounding_weights "$1" --weights "${WEIGHTS:-0,0.1,0.3,1,3}" --num-beams 5
 }
 finetuned() {  # the fine-tuning lane runs beside the others (one process per core)
   llm model.title_training=windows model.batch_size=8 trainer.max_epochs=1 \
