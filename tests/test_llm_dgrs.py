@@ -385,3 +385,26 @@ def test_regrounding_at_another_popularity_weight_generates_once_and_equals_a_fr
     model.training_step(view.collate([view[i] for i in range(4)]), 0)
     lists()
     assert len(calls) == 2
+
+
+def test_grounding_weights_equal_a_fresh_evaluation_at_each_weight_and_pick_on_validation(tiny, rule_data, run_train):
+    """benchmarks.grounding_weights (one restore, beams generated once per stage) against recarena.eval's road with a
+    fresh restore per weight; the chosen weight is the one with the best validation ndcg."""
+    import json as json_module
+
+    from benchmarks.grounding_weights import main as grounding_weights
+    from recarena.runs import evaluate
+
+    _, out = run_train(*rule_data, "model=llm_dgrs", f"model.backbone={tiny}", *FAST, "model.mode=titles",
+                       "model.finetune=false")  # fmt: skip
+    grounding_weights([str(out), "--weights", "0,2", "--num-beams", "3", "--out", str(out / "weights")])
+    saved = json_module.loads((out / "weights" / "results.json").read_text())
+    for weight in (0.0, 2.0):
+        fresh = evaluate(out, stages=["val", "test"], model={
+            "constrained": False, "grounding": "embedding", "num_beams": 3, "popularity_weight": weight})  # fmt: skip
+        for stage in ("val", "test"):
+            assert saved[f"{stage}/{weight:g}"] == pytest.approx(fresh[stage], rel=0, abs=1e-9)
+    best = max((0.0, 2.0), key=lambda w: saved[f"val/{w:g}"]["ndcg@5"])
+    table = (out / "weights" / "table.md").read_text()
+    assert f"| {best:g} (chosen on val) |" in table and table.count("chosen on val") == 1
+    assert table.startswith("Evaluated users: val 40 of 40, test 40 of 40.")

@@ -158,9 +158,9 @@ class LLMDGRS(GenerativeModule):
         if hp.mode == "titles":
             self.trie = TitleTrie([self.prompts.target(i) for i in range(data.n_items)])
         if hp.grounding == "embedding":
-            texts = [normalise_title(t) for t in item_titles(data, hp.title_template, hp.mode)]
             encoder = grounding_encoder(str(hp.grounding_encoder), hp.data_dir)
-            self.grounding = EmbeddingGrounding(encoder, texts, data.popularity(), float(hp.popularity_weight))
+            weight = float(hp.popularity_weight)
+            self.grounding = EmbeddingGrounding(encoder, self.title_texts, data.popularity(), weight)
         # item rows start from the *pretrained* title embeddings whatever the backbone's start, so the two backbone
         # starts differ in the backbone weights only
         rows = self._item_rows(model) if hp.mode == "item_tokens" else None
@@ -191,7 +191,7 @@ class LLMDGRS(GenerativeModule):
 
     def _prompt_builder(self, data: Interactions, tokenizer, vocab: int) -> PromptBuilder:
         hp = self.hparams
-        titles = item_titles(data, hp.title_template, hp.mode)
+        titles = self.title_texts = item_titles(data, hp.title_template, hp.mode)  # one rendering per build
 
         def encode(text: str) -> list[int]:
             return list(tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -478,7 +478,7 @@ class LLMDGRS(GenerativeModule):
             "title_end": self.hparams.title_end,
             "history_text": bool(self.hparams.history_text),
             "items": [str(i) for i in data.item_ids.tolist()],
-            "titles": item_titles(data, self.hparams.title_template, self.hparams.mode),
+            "titles": self.title_texts,
         }
         (directory / "llm_dgrs.json").write_text(json.dumps(template, indent=1))
 
@@ -509,7 +509,7 @@ def item_titles(data: Interactions, template, mode: str) -> list[str]:
                 f"model.mode={mode}: the items have no title text (item columns: {list(columns)}); "
                 f"set {key} to a template over those columns, e.g. ['{{name}}']"
             )
-    titles = [" ".join(t.split()) for t in render(data.items, template, key, "item")]
+    titles = [normalise_title(t) for t in render(data.items, template, key, "item")]
     empty = [i for i, t in enumerate(titles) if not t]
     if empty and mode == "item_tokens":  # the title only initialises the item's token: its raw id will do
         log.warning("%d items have no title text (e.g. raw id %r): their tokens start from 'item <raw id>'",
