@@ -390,15 +390,14 @@ def test_regrounding_at_another_popularity_weight_generates_once_and_equals_a_fr
 def test_grounding_weights_equal_a_fresh_evaluation_at_each_weight_and_pick_on_validation(tiny, rule_data, run_train):
     """benchmarks.grounding_weights (one restore, beams generated once per stage) against recarena.eval's road with a
     fresh restore per weight; the chosen weight is the one with the best validation ndcg."""
-    import json as json_module
-
     from benchmarks.grounding_weights import main as grounding_weights
+
     from recarena.runs import evaluate
 
     _, out = run_train(*rule_data, "model=llm_dgrs", f"model.backbone={tiny}", *FAST, "model.mode=titles",
                        "model.finetune=false")  # fmt: skip
     grounding_weights([str(out), "--weights", "0,2", "--num-beams", "3", "--out", str(out / "weights")])
-    saved = json_module.loads((out / "weights" / "results.json").read_text())
+    saved = json.loads((out / "weights" / "results.json").read_text())
     for weight in (0.0, 2.0):
         fresh = evaluate(out, stages=["val", "test"], model={
             "constrained": False, "grounding": "embedding", "num_beams": 3, "popularity_weight": weight})  # fmt: skip
