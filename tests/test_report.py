@@ -17,6 +17,7 @@ from matplotlib.text import Text
 from scipy import stats as scipy_stats
 
 from recarena.evaluation.stats import Summary, holm, paired_tests, summarize
+from recarena.reporting.jobs import collect_jobs
 from recarena.reporting.leaderboard import build_leaderboards
 from recarena.reporting.pairwise import pairwise_tests
 from recarena.reporting.plots import MARKER, recall_vs_coverage_figure
@@ -259,6 +260,28 @@ def _fake_job(folder: Path, model: str, seed: int, recall: np.ndarray) -> None:
     test = {name: float(v.mean()) for name, v in per_user.items()}
     test.update({"coverage@10": 0.5, "hit@10": 1.0, "recall@10/cold": test["recall@10"]})
     (folder / "metrics.json").write_text(json.dumps({"test": test, "timing": {"fit_seconds": 1.0}}))
+
+
+def test_labels_name_only_the_settings_the_jobs_ran_with_differently(tmp_path):
+    """Two sweeps into one folder: the first set `model.k` through its experiment and showed progress bars, the second
+    set the same k on its command line. Only `arm` (a config group) and a real change of k tell jobs apart."""
+    ran = {  # folder: (config k, overrides)
+        "0-a": (20, ["+arm=one", "trainer.enable_progress_bar=False"]),
+        "1-b": (20, ["+arm=two", "trainer.enable_progress_bar=False"]),
+        "0-c": (20, ["+arm=three", "model.k=20"]),
+        "1-d": (50, ["+arm=three", "model.k=50"]),
+    }
+    for name, (k, overrides) in ran.items():
+        _fake_job(tmp_path / name, "itemcf", 0, np.linspace(0.1, 0.8, 5))
+        (tmp_path / name / ".hydra" / "config.yaml").write_text(f"seed: 0\nmodel:\n  k: {k}\n")
+        (tmp_path / name / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    labels = {job.path.name: job.label for job in collect_jobs(tmp_path)}
+    assert labels == {
+        "0-a": "itemcf (arm=one)",
+        "1-b": "itemcf (arm=two)",
+        "0-c": "itemcf (arm=three, k=20)",
+        "1-d": "itemcf (arm=three, k=50)",
+    }
 
 
 def test_leaderboard_significance_on_constructed_per_user_values(tmp_path):

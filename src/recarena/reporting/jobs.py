@@ -118,21 +118,37 @@ def last_error_line(path: Path, tail_bytes: int = 1 << 20) -> str | None:
     return found[:500] if found else None
 
 
+# overrides that change how a run looks, never what it computes: not a reason to tell two runs apart
+PRESENTATION_KEYS = ("trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps")
+
+
 def assign_labels(jobs: list[Job]) -> None:
-    """Label = model name plus the overrides that vary between jobs (seed excepted), e.g. `itemcf (k=50)`."""
+    """Label = model name plus the overrides that vary between jobs (seed excepted), e.g. `itemcf (k=50)`.
+
+    An override varies when the jobs ran with different values for it: a key that one sweep set on its command line
+    and another through its experiment's config, to the same value, is not a difference (see `_ran_with`)."""
     parsed = [dict(_split_override(o) for o in job.overrides) for job in jobs]
-    known = [p for job, p in zip(jobs, parsed, strict=True) if job.config is not None]  # jobs with a .hydra record
-    keys = sorted({k for p in known for k in p})
+    known = [(job, p) for job, p in zip(jobs, parsed, strict=True) if job.config is not None]  # with a .hydra record
+    keys = sorted({k for _, p in known for k in p})
     varying = [
         k
         for k in keys
-        if k not in ("seed", "model", "split", "data")
+        if k not in ("seed", "model", "split", "data", *PRESENTATION_KEYS)
         and not k.startswith("hydra")
-        and len({p.get(k) for p in known}) > 1
+        and len({_ran_with(job, p, k) for job, p in known}) > 1
     ]
     for job, values in zip(jobs, parsed, strict=True):
         extra = ", ".join(f"{_short(k)}={values[k]}" for k in varying if k in values)
         job.label = f"{job.model} ({extra})" if extra else job.model
+
+
+def _ran_with(job: Job, overrides: dict[str, str], key: str) -> str | None:
+    """The value a job ran with for an override key: the config's leaf at that path when there is one (whether the
+    command line or an experiment set it), else the override as written (a config group choice), else None."""
+    value = OmegaConf.select(job.config, key, default=None, throw_on_resolution_failure=False)
+    if value is not None and not OmegaConf.is_config(value):
+        return str(value)
+    return overrides.get(key)
 
 
 def _choice(path: Path, group: str) -> str | None:
