@@ -126,7 +126,8 @@ def assign_labels(jobs: list[Job]) -> None:
     """Label = model name plus the overrides that vary between jobs (seed excepted), e.g. `itemcf (k=50)`.
 
     An override varies when the jobs ran with different values for it: a key that one sweep set on its command line
-    and another through its experiment's config, to the same value, is not a difference (see `_ran_with`)."""
+    and another through its experiment's config, to the same value, is not a difference (see `_ran_with`). The label
+    shows a varying key as the job's override wrote it; a job that did not override it shows nothing for it."""
     parsed = [dict(_split_override(o) for o in job.overrides) for job in jobs]
     known = [(job, p) for job, p in zip(jobs, parsed, strict=True) if job.config is not None]  # with a .hydra record
     keys = sorted({k for _, p in known for k in p})
